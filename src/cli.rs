@@ -1,0 +1,214 @@
+//! Command-line definitions (clap derive) and nothing else.
+//!
+//! Settings are read from flags, then environment variables, then the TOML
+//! file named by `--config` / `STOCKOPS_CONFIG`; see [`crate::config`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::logging::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stockops",
+    version,
+    about = "Provision, back up, restore and audit the stock database",
+    long_about = "Provision, back up, restore and audit the stock database.\n\n\
+        Settings come from flags, then environment variables, then the TOML file \
+        given by --config (or STOCKOPS_CONFIG).",
+    after_help = crate::exit::HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML configuration file (read after flags and environment).
+    #[arg(long, env = "STOCKOPS_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database to operate on; else DATABASE_URL, the config file, then libpq's PG* variables.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Backup repository: s3://BUCKET/PREFIX or file:///PATH.
+    #[arg(long, env = "STOCKOPS_REPO", global = true, value_name = "URL")]
+    pub repo: Option<String>,
+    /// Use path-style S3 addressing (needed by most self-hosted S3 servers).
+    #[arg(long, env = "STOCKOPS_S3_PATH_STYLE", global = true, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub s3_path_style: Option<bool>,
+    /// age recipients file, one age1... recipient a line (as `age -R`).
+    #[arg(
+        long,
+        env = "STOCKOPS_AGE_RECIPIENTS",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub recipients_file: Option<PathBuf>,
+    /// age identity file (as `age -i`).
+    #[arg(
+        long,
+        env = "STOCKOPS_AGE_IDENTITY",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub identity_file: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, env = "STOCKOPS_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More log detail (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply migrations, roles, grants, row-level security and procedures; idempotent.
+    Provision(ProvisionArgs),
+    /// Manage login roles: people and programs, each a member of one group.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Load representative, deterministic fictitious data.
+    Seed(SeedArgs),
+    /// Read-only reports, through the api functions.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// Print the statements that would run, change nothing.
+    #[arg(long, conflicts_with = "check")]
+    pub dry_run: bool,
+    /// Exit 0 if the server matches the declaration, 3 naming each difference otherwise.
+    #[arg(long)]
+    pub check: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a login role as a member of GROUP; prints a generated password once.
+    Add(UsersAddArgs),
+    /// List the login roles that belong to the managed groups.
+    List(JsonArg),
+    /// Forbid a login and end its open sessions.
+    Disable(UserNameArg),
+    /// Set a new password: from standard input, or generated and printed once.
+    RotatePassword(PasswordTarget),
+}
+
+#[derive(Debug, Args)]
+pub struct UsersAddArgs {
+    /// Login role to create (lowercase letters, digits, underscores).
+    pub name: String,
+    /// Group to join: dept_stock, dept_sales, dept_purchasing, dept_reporting, dept_audit, reseller, supplier.
+    #[arg(long)]
+    pub role: String,
+    /// Reseller code the login speaks for (required with --role reseller).
+    #[arg(long, conflicts_with = "supplier")]
+    pub reseller: Option<String>,
+    /// Supplier code the login speaks for (required with --role supplier).
+    #[arg(long)]
+    pub supplier: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordSource,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PasswordSource {
+    /// Read the password from the first line of standard input instead of generating one.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Refused: a password on the command line leaks through ps and shell history.
+    #[arg(long, hide = true, value_name = "PASSWORD")]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PasswordTarget {
+    /// Login role.
+    pub name: String,
+    #[command(flatten)]
+    pub password: PasswordSource,
+}
+
+#[derive(Debug, Args)]
+pub struct UserNameArg {
+    /// Login role.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// Volume multiplier: 1 is about 2,000 products and a year of sales; fractions allowed.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Seed of the random generator: the same seed gives the same data.
+    #[arg(long, default_value_t = 42)]
+    pub rng_seed: u64,
+    /// Last day of data is the day before this date (YYYY-MM-DD); default today (UTC).
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<chrono::NaiveDate>,
+    /// Machine-readable summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Stock per product and warehouse (api.stock_status).
+    Stock(StockReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StockReportArgs {
+    /// Only this warehouse code.
+    #[arg(long)]
+    pub warehouse: Option<String>,
+    /// Only rows with this status.
+    #[arg(long, value_enum)]
+    pub status: Option<StockStatus>,
+    /// At most this many rows (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StockStatus {
+    Ok,
+    Low,
+    Out,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}

@@ -1,0 +1,105 @@
+//! Settings: flags, then environment variables (both through clap), then the
+//! optional TOML file. Merged once into [`Settings`], which each command
+//! receives explicitly; there is no global configuration.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+use sqlx::postgres::PgConnectOptions;
+
+use crate::cli::GlobalArgs;
+use crate::exit;
+
+/// The TOML file, as written. Unknown keys are an error naming the key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub database_url: Option<String>,
+    pub repo: Option<String>,
+    pub s3_path_style: Option<bool>,
+    pub recipients_file: Option<PathBuf>,
+    pub identity_file: Option<PathBuf>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| exit::usage(format!("cannot read config file {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| {
+            exit::usage(format!(
+                "config file {}: {}",
+                path.display(),
+                crate::exit::one_line(&e)
+            ))
+        })
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message().trim()))
+    }
+}
+
+/// Resolved settings, passed to commands.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the database URL came from, for messages (never the URL itself).
+    pub database_url: Option<String>,
+    pub repo: Option<String>,
+    pub s3_path_style: bool,
+    pub recipients_file: Option<PathBuf>,
+    pub identity_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Merge flags and environment (already in `args`) with the config file.
+    pub fn resolve(args: &GlobalArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        Ok(Self::merge(args, file))
+    }
+
+    fn merge(args: &GlobalArgs, file: FileConfig) -> Self {
+        Self {
+            database_url: args.database_url.clone().or(file.database_url),
+            repo: args.repo.clone().or(file.repo),
+            s3_path_style: args.s3_path_style.or(file.s3_path_style).unwrap_or(false),
+            recipients_file: args.recipients_file.clone().or(file.recipients_file),
+            identity_file: args.identity_file.clone().or(file.identity_file),
+        }
+    }
+
+    /// Connection options: the URL if one was given, else libpq's PG* variables.
+    pub fn connect_options(&self) -> anyhow::Result<PgConnectOptions> {
+        match &self.database_url {
+            Some(url) => url.parse::<PgConnectOptions>().map_err(|e| {
+                exit::usage(format!(
+                    "the database URL is not valid ({e}); expected postgres://USER@HOST:PORT/DBNAME"
+                ))
+            }),
+            None => Ok(PgConnectOptions::new()),
+        }
+        .context("resolving the database connection")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = FileConfig::parse("database_url = \"postgres://x\"\nreop = \"file:///tmp\"\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("reop"), "{err}");
+    }
+
+    #[test]
+    fn shipped_example_parses() {
+        let text = include_str!("../deploy/stockops.example.toml");
+        let cfg = FileConfig::parse(text).expect("example config parses");
+        assert!(cfg.repo.is_some());
+    }
+}

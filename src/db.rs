@@ -1,0 +1,97 @@
+//! Connections and the classification of database failures into exit codes.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::exit;
+
+/// A database failure, classified for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot reach the database at {target}: {source}")]
+    Unreachable {
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("permission denied: {0}")]
+    Permission(String),
+}
+
+impl DbError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DbError::Unreachable { .. } => exit::UNREACHABLE,
+            DbError::Permission(_) => exit::PERMISSION,
+        }
+    }
+
+    /// Exit code for a bare sqlx error met anywhere in a chain.
+    pub fn code_for(err: &sqlx::Error) -> u8 {
+        match err {
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                Some("42501") => exit::PERMISSION,
+                Some(c) if c.starts_with("28") => exit::UNREACHABLE,
+                _ => exit::FAILURE,
+            },
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
+                exit::UNREACHABLE
+            }
+            _ => exit::FAILURE,
+        }
+    }
+}
+
+/// SQLSTATE of a database error, if it is one.
+pub fn sqlstate(err: &sqlx::Error) -> Option<String> {
+    match err {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// `user@host:port/db`, never the password.
+pub fn describe(opts: &PgConnectOptions) -> String {
+    format!(
+        "{}@{}:{}/{}",
+        opts.get_username(),
+        opts.get_host(),
+        opts.get_port(),
+        opts.get_database().unwrap_or(opts.get_username())
+    )
+}
+
+/// Connect once, with a bounded wait, mapping failures to [`DbError`].
+pub async fn connect(opts: &PgConnectOptions) -> Result<PgConnection, DbError> {
+    let opts = opts
+        .clone()
+        .application_name("stockops")
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(5));
+    let target = describe(&opts);
+    tracing::info!(%target, "connecting");
+    let attempt = tokio::time::timeout(Duration::from_secs(15), PgConnection::connect_with(&opts));
+    match attempt.await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(source)) if sqlstate(&source).as_deref() == Some("42501") => {
+            Err(DbError::Permission(source.to_string()))
+        }
+        Ok(Err(source)) => Err(DbError::Unreachable { target, source }),
+        Err(_) => Err(DbError::Unreachable {
+            target,
+            source: sqlx::Error::PoolTimedOut,
+        }),
+    }
+}
+
+/// Quote an identifier for SQL.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quote a string literal for SQL.
+pub fn literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}

@@ -1,0 +1,81 @@
+//! Exit codes, all in one place. They are part of the command-line contract:
+//! scripts and schedulers alert on them, so a code never changes meaning.
+
+use crate::db::DbError;
+
+/// The operation succeeded (for `--check`: the server matches the declaration).
+pub const SUCCESS: u8 = 0;
+/// The operation did not happen or did not verify; stderr says why.
+pub const FAILURE: u8 = 1;
+/// Bad command line or configuration: nothing was attempted.
+pub const USAGE: u8 = 2;
+/// `provision --check`: the server differs from the declaration.
+pub const DRIFT: u8 = 3;
+/// The database could not be reached or refused the login.
+pub const UNREACHABLE: u8 = 4;
+/// The connected role lacks a privilege the operation needs.
+pub const PERMISSION: u8 = 5;
+/// Another stockops run holds the lock for this operation.
+pub const LOCK_HELD: u8 = 6;
+
+/// The table printed by `--help`.
+pub const HELP: &str = "\
+Exit codes:
+  0  success (provision --check: no drift)
+  1  the operation failed or did not verify; stderr says why
+  2  bad command line or configuration; nothing was attempted
+  3  provision --check: the server differs from the declaration
+  4  the database is unreachable or refused the login
+  5  the connected role lacks a privilege the operation needs
+  6  another stockops run holds the lock for this operation";
+
+/// An error that carries its own exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Coded {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Coded {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Usage error: bad input, nothing attempted.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    Coded::new(USAGE, message).into()
+}
+
+/// The exit code for an error: an explicit [`Coded`] wins, then the kind of
+/// database failure found anywhere in the chain.
+pub fn code_for(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(coded) = cause.downcast_ref::<Coded>() {
+            return coded.code;
+        }
+        if let Some(db) = cause.downcast_ref::<DbError>() {
+            return db.exit_code();
+        }
+        if let Some(sqlx) = cause.downcast_ref::<sqlx::Error>() {
+            return DbError::code_for(sqlx);
+        }
+    }
+    FAILURE
+}
+
+/// The error and its causes on one line, outermost first.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}

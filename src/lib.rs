@@ -1,0 +1,34 @@
+//! stockops: a hardened PostgreSQL deployment and operations toolkit for an
+//! inventory database.
+//!
+//! # Layering
+//!
+//! Dependencies flow one way, from the command layer to the domain modules to
+//! the infrastructure, never back:
+//!
+//! ```text
+//! cli, commands            argument parsing; one file per subcommand, anyhow + context
+//!   │
+//!   ├── provision          declaration (roles/), migrations, reconcile, drift
+//!   ├── users              login roles bound to groups and partners
+//!   ├── seed               deterministic fictitious data, loaded with COPY
+//!   └── report             read-only reports through the api functions
+//!         │
+//!         └── config, db, exit, logging, scram   (infrastructure)
+//! ```
+//!
+//! `config` merges flags, environment and the TOML file once, without I/O
+//! beyond reading that file, into typed settings passed explicitly to each
+//! command. `exit` holds every exit code in one place.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod exit;
+pub mod logging;
+pub mod provision;
+pub mod report;
+pub mod scram;
+pub mod seed;
+pub mod users;

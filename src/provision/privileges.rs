@@ -1,0 +1,317 @@
+//! Phases 2, 4 and 5: privileges on the database, default privileges,
+//! ownership, and privileges on every object of the managed schemas.
+//!
+//! What the declaration grants is granted; every other privilege on these
+//! objects, to any role or to PUBLIC, is revoked. Owners' implicit rights are
+//! left alone. Unset ACLs are read through `acldefault`, so PUBLIC's implicit
+//! `EXECUTE` on new functions and `CONNECT`/`TEMPORARY` on the database count
+//! as grants to revoke.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sqlx::PgConnection;
+
+use super::declaration::{Declaration, ObjectKind, MANAGED_SCHEMAS};
+use super::Change;
+use crate::db::ident;
+
+/// One exploded ACL entry on the server.
+#[derive(Debug, sqlx::FromRow)]
+struct AclRow {
+    /// d, n, r (tables, views), S (sequences), f (functions)
+    kind: String,
+    /// The name the declaration uses: schema, schema.table or schema.function.
+    name: String,
+    /// The SQL to name the object in GRANT/REVOKE (function with its arguments).
+    target: String,
+    grantee: String,
+    privilege: String,
+}
+
+const ACL_QUERY: &str = r#"
+WITH objects AS (
+    SELECT 'd' AS kind, '' AS name, quote_ident(datname) AS target, datdba AS owner,
+           coalesce(datacl, acldefault('d'::"char", datdba)) AS acl
+      FROM pg_database WHERE datname = current_database()
+    UNION ALL
+    SELECT 'n', nspname, quote_ident(nspname), nspowner, coalesce(nspacl, acldefault('n'::"char", nspowner))
+      FROM pg_namespace WHERE nspname = ANY($1)
+    UNION ALL
+    SELECT CASE WHEN c.relkind = 'S' THEN 'S' ELSE 'r' END,
+           n.nspname || '.' || c.relname,
+           quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+           c.relowner,
+           coalesce(c.relacl, acldefault((CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+    UNION ALL
+    SELECT 'f', n.nspname || '.' || p.proname, p.oid::regprocedure::text, p.proowner,
+           coalesce(p.proacl, acldefault('f'::"char", p.proowner))
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname = ANY($1)
+)
+SELECT o.kind, o.name, o.target,
+       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END AS grantee,
+       a.privilege_type AS privilege
+  FROM objects o CROSS JOIN LATERAL aclexplode(o.acl) a
+ WHERE a.grantee <> o.owner AND (o.kind = 'd') <> $2
+"#;
+
+fn kind_of(code: &str) -> ObjectKind {
+    match code {
+        "d" => ObjectKind::Database,
+        "n" => ObjectKind::Schema,
+        "S" => ObjectKind::Sequence,
+        "f" => ObjectKind::Function,
+        _ => ObjectKind::Table,
+    }
+}
+
+/// Phase 2: the database's own privileges, and default privileges for objects
+/// the owner will create.
+pub async fn plan_database(
+    conn: &mut PgConnection,
+    decl: &Declaration,
+) -> anyhow::Result<Vec<Change>> {
+    let mut changes = diff(conn, decl, false).await?;
+    changes.extend(default_privileges(conn, decl).await?);
+    Ok(changes)
+}
+
+/// Phase 5: schemas and the objects in them.
+pub async fn plan_objects(
+    conn: &mut PgConnection,
+    decl: &Declaration,
+) -> anyhow::Result<Vec<Change>> {
+    diff(conn, decl, true).await
+}
+
+async fn diff(
+    conn: &mut PgConnection,
+    decl: &Declaration,
+    objects: bool,
+) -> anyhow::Result<Vec<Change>> {
+    let rows: Vec<AclRow> = sqlx::query_as(ACL_QUERY)
+        .bind(MANAGED_SCHEMAS.as_slice())
+        .bind(objects)
+        .fetch_all(&mut *conn)
+        .await?;
+    // Current grants and the SQL name of every object that exists.
+    let mut have: BTreeMap<(ObjectKind, String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut targets: BTreeMap<(ObjectKind, String), BTreeSet<String>> = BTreeMap::new();
+    for row in rows {
+        let kind = kind_of(&row.kind);
+        targets
+            .entry((kind, row.name.clone()))
+            .or_default()
+            .insert(row.target.clone());
+        have.entry((kind, row.target, row.privilege))
+            .or_default()
+            .insert(row.grantee);
+    }
+    for (kind, name, target) in existing_objects(conn, objects).await? {
+        targets.entry((kind, name)).or_default().insert(target);
+    }
+    // Declared grants, expanded to every overload / the real target name.
+    let mut want: BTreeMap<(ObjectKind, String, String), BTreeSet<String>> = BTreeMap::new();
+    for ((kind, name, privilege), roles) in decl.wanted() {
+        if !objects && kind != ObjectKind::Database || objects && kind == ObjectKind::Database {
+            continue;
+        }
+        match targets.get(&(kind, name.clone())) {
+            Some(ts) => {
+                for t in ts {
+                    want.entry((kind, t.clone(), privilege.clone()))
+                        .or_default()
+                        .extend(roles.iter().cloned());
+                }
+            }
+            None if objects => anyhow::bail!(
+                "roles/grants.toml names {} {name}, which does not exist after the migrations",
+                kind.keyword().to_lowercase()
+            ),
+            None => {}
+        }
+    }
+    let mut changes = Vec::new();
+    let keys: BTreeSet<_> = have.keys().chain(want.keys()).cloned().collect();
+    let empty = BTreeSet::new();
+    for key in keys {
+        let (kind, target, privilege) = &key;
+        let h = have.get(&key).unwrap_or(&empty);
+        let w = want.get(&key).unwrap_or(&empty);
+        let what = format!("{} {}", kind.keyword().to_lowercase(), target);
+        for role in w.difference(h) {
+            changes.push(Change::new(
+                "privilege",
+                format!("{privilege} on {what} is declared for {role} but not granted"),
+                format!(
+                    "GRANT {privilege} ON {} {target} TO {};",
+                    kind.keyword(),
+                    grantee(role)
+                ),
+            ));
+        }
+        for role in h.difference(w) {
+            changes.push(Change::new(
+                "privilege",
+                format!("{privilege} on {what} is granted to {role} but not declared"),
+                format!(
+                    "REVOKE {privilege} ON {} {target} FROM {};",
+                    kind.keyword(),
+                    grantee(role)
+                ),
+            ));
+        }
+    }
+    Ok(changes)
+}
+
+/// Objects that exist even when no ACL row mentions them (owner-only ACLs).
+async fn existing_objects(
+    conn: &mut PgConnection,
+    objects: bool,
+) -> anyhow::Result<Vec<(ObjectKind, String, String)>> {
+    if !objects {
+        let db: String = sqlx::query_scalar("SELECT quote_ident(current_database())")
+            .fetch_one(&mut *conn)
+            .await?;
+        return Ok(vec![(ObjectKind::Database, String::new(), db)]);
+    }
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        r#"SELECT 'n', nspname, quote_ident(nspname) FROM pg_namespace WHERE nspname = ANY($1)
+           UNION ALL
+           SELECT CASE WHEN c.relkind = 'S' THEN 'S' ELSE 'r' END, n.nspname || '.' || c.relname,
+                  quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+           UNION ALL
+           SELECT 'f', n.nspname || '.' || p.proname, p.oid::regprocedure::text
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = ANY($1)"#,
+    )
+    .bind(MANAGED_SCHEMAS.as_slice())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(k, n, t)| (kind_of(&k), n, t))
+        .collect())
+}
+
+fn grantee(role: &str) -> String {
+    if role == "PUBLIC" {
+        "PUBLIC".into()
+    } else {
+        ident(role)
+    }
+}
+
+/// Default privileges of the owner: functions it creates are not executable
+/// by PUBLIC, and no other default grant exists.
+async fn default_privileges(
+    conn: &mut PgConnection,
+    decl: &Declaration,
+) -> anyhow::Result<Vec<Change>> {
+    let owner_exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(&decl.owner)
+            .fetch_one(&mut *conn)
+            .await?;
+    if !owner_exists {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, Option<String>, String, String)> = sqlx::query_as(
+        r#"WITH d AS (
+             SELECT defaclobjtype::text AS objtype, n.nspname AS schema, defaclacl AS acl
+               FROM pg_default_acl a LEFT JOIN pg_namespace n ON n.oid = a.defaclnamespace
+              WHERE a.defaclrole = $1::regrole
+             UNION ALL
+             SELECT 'f', NULL, acldefault('f'::"char", $1::regrole)
+              WHERE NOT EXISTS (SELECT 1 FROM pg_default_acl
+                                 WHERE defaclrole = $1::regrole AND defaclnamespace = 0 AND defaclobjtype = 'f'))
+           SELECT d.objtype, d.schema,
+                  CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END,
+                  x.privilege_type
+             FROM d CROSS JOIN LATERAL aclexplode(d.acl) x
+            WHERE x.grantee <> $1::regrole"#,
+    )
+    .bind(&decl.owner)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut changes = Vec::new();
+    for (objtype, schema, role, privilege) in rows {
+        // PUBLIC's USAGE on types is harmless and expected.
+        if objtype == "T" && role == "PUBLIC" {
+            continue;
+        }
+        let objects = match objtype.as_str() {
+            "r" => "TABLES",
+            "S" => "SEQUENCES",
+            "f" => "FUNCTIONS",
+            "T" => "TYPES",
+            _ => "SCHEMAS",
+        };
+        let scope = schema
+            .as_deref()
+            .map(|s| format!(" IN SCHEMA {}", ident(s)))
+            .unwrap_or_default();
+        changes.push(Change::new(
+            "default-privilege",
+            format!(
+                "new {} of {}{} get {privilege} for {role} by default",
+                objects.to_lowercase(),
+                decl.owner,
+                scope.to_lowercase()
+            ),
+            format!(
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {}{scope} REVOKE {privilege} ON {objects} FROM {};",
+                ident(&decl.owner),
+                grantee(&role)
+            ),
+        ));
+    }
+    Ok(changes)
+}
+
+/// Phase 4: every schema, table, standalone sequence and function in the
+/// managed schemas belongs to the owner.
+pub async fn plan_ownership(
+    conn: &mut PgConnection,
+    decl: &Declaration,
+) -> anyhow::Result<Vec<Change>> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        r#"SELECT 'SCHEMA', quote_ident(nspname), pg_get_userbyid(nspowner)
+             FROM pg_namespace WHERE nspname = ANY($1)
+           UNION ALL
+           SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                                 WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END,
+                  quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_get_userbyid(c.relowner)
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                               WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                                 AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+           UNION ALL
+           SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END,
+                  p.oid::regprocedure::text, pg_get_userbyid(p.proowner)
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = ANY($1)"#,
+    )
+    .bind(MANAGED_SCHEMAS.as_slice())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, _, owner)| owner != &decl.owner)
+        .map(|(kind, target, owner)| {
+            Change::new(
+                "owner",
+                format!(
+                    "{} {target} is owned by {owner}, declared {}",
+                    kind.to_lowercase(),
+                    decl.owner
+                ),
+                format!("ALTER {kind} {target} OWNER TO {};", ident(&decl.owner)),
+            )
+        })
+        .collect())
+}
