@@ -1,0 +1,15 @@
+//! Integration tests: the real `stockops` binary against a real PostgreSQL.
+//!
+//! The servers come from `scripts/testenv.sh up` (which `make test` runs);
+//! its env file sets `STOCKOPS_TEST_ADMIN_URL`. Without it these tests fail,
+//! they never skip. Each test works in a database of its own; roles are
+//! cluster-wide, so the tests run one at a time (.config/nextest.toml).
+
+mod common;
+
+mod cli;
+mod privileges;
+mod provision;
+mod rls;
+mod seed;
+mod users;
