@@ -60,7 +60,7 @@ garage_bin() {
 install_garage() {
     local bin
     bin=$(garage_bin)
-    if [ -n "$bin" ] && "$bin" --version 2>/dev/null | grep -q "v$GARAGE_VERSION"; then
+    if [ -n "$bin" ] && "$bin" --version 2>/dev/null | grep -qE "[v:]$GARAGE_VERSION( |$)"; then
         return
     fi
     log "building garage $GARAGE_VERSION with cargo install (about ten minutes on two cores, once)"
@@ -155,8 +155,9 @@ s3_roundtrip() {
     local g=$DIR/garage url="http://127.0.0.1:$S3_PORT/stockops-test/testenv-probe"
     local user
     user="$(cat "$g/key_id"):$(cat "$g/secret")"
-    curl -sf --aws-sigv4 "aws:amz:garage:s3" --user "$user" -X PUT --data-binary "probe" "$url" >/dev/null
-    [ "$(curl -sf --aws-sigv4 "aws:amz:garage:s3" --user "$user" "$url")" = probe ]
+    local sign=(--aws-sigv4 "aws:amz:garage:s3" --user "$user" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
+    curl -sf "${sign[@]}" -X PUT --data-binary "probe" "$url" >/dev/null
+    [ "$(curl -sf "${sign[@]}" "$url")" = probe ]
 }
 
 write_env() {

@@ -29,10 +29,19 @@ impl TestDb {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("it_{tag}_{}_{n}", std::process::id());
         let mut admin = connect(&admin_url()).await;
-        sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
+        // Databases this test left behind in earlier runs.
+        let stale: Vec<String> =
+            sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE $1")
+                .bind(format!("it\\_{tag}\\_%"))
+                .fetch_all(&mut admin)
+                .await
+                .unwrap();
+        for old in stale {
+            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
         sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await
@@ -84,7 +93,9 @@ impl TestDb {
     }
 
     /// `users add` with a password from stdin; returns the password.
-    pub fn add_user(&self, name: &str, group: &str, partner: Option<(&str, &str)>) -> String {
+    /// A login of that name left by an earlier run is dropped first.
+    pub async fn add_user(&self, name: &str, group: &str, partner: Option<(&str, &str)>) -> String {
+        drop_role(name).await;
         let password = format!("pw-{name}-0123456789");
         let mut args = vec!["users", "add", name, "--role", group, "--password-stdin"];
         if let Some((flag, code)) = partner {
@@ -184,4 +195,13 @@ pub fn sqlstate(err: &sqlx::Error) -> Option<String> {
         sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
         _ => None,
     }
+}
+
+/// Drop a login role left by an earlier run (roles are cluster-wide).
+pub async fn drop_role(name: &str) {
+    let mut admin = connect(&admin_url()).await;
+    sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
 }

@@ -58,7 +58,7 @@ async fn groups_can_touch_no_table_but_their_partner_reads() {
             "supplier" => Some(("--supplier", "SUP-001")),
             _ => None,
         };
-        let password = db.add_user(&login, group, partner);
+        let password = db.add_user(&login, group, partner).await;
         let mut conn = db.login(&login, &password).await.expect("login connects");
         let allowed: BTreeSet<&str> = partner_reads(group).iter().copied().collect();
         for (table, column) in &tables {
@@ -135,7 +135,7 @@ async fn stock_report_follows_the_function_grants() {
     ] {
         let login = format!("it_f_{group}");
         let partner = (group == "supplier").then_some(("--supplier", "SUP-002"));
-        let password = db.add_user(&login, group, partner);
+        let password = db.add_user(&login, group, partner).await;
         let mut conn = db.login(&login, &password).await.unwrap();
         let result: Result<i64, _> = sqlx::query_scalar("SELECT count(*) FROM api.stock_status()")
             .fetch_one(&mut conn)

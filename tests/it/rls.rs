@@ -34,16 +34,20 @@ async fn resellers_and_suppliers_see_only_their_own_rows() {
     )
     .await;
 
-    let pa = db.add_user(
-        "it_rls_res_a",
-        "reseller",
-        Some(("--reseller", &busiest[0])),
-    );
-    let pb = db.add_user(
-        "it_rls_res_b",
-        "reseller",
-        Some(("--reseller", &busiest[1])),
-    );
+    let pa = db
+        .add_user(
+            "it_rls_res_a",
+            "reseller",
+            Some(("--reseller", &busiest[0])),
+        )
+        .await;
+    let pb = db
+        .add_user(
+            "it_rls_res_b",
+            "reseller",
+            Some(("--reseller", &busiest[1])),
+        )
+        .await;
     let mut a = db.login("it_rls_res_a", &pa).await.unwrap();
     let mut b = db.login("it_rls_res_b", &pb).await.unwrap();
     let orders_a = ids(&mut a, "SELECT sales_order_id FROM inventory.sales_orders").await;
@@ -94,7 +98,9 @@ async fn resellers_and_suppliers_see_only_their_own_rows() {
     .fetch_one(&mut admin)
     .await
     .unwrap();
-    let ps = db.add_user("it_rls_sup", "supplier", Some(("--supplier", &supplier)));
+    let ps = db
+        .add_user("it_rls_sup", "supplier", Some(("--supplier", &supplier)))
+        .await;
     let mut s = db.login("it_rls_sup", &ps).await.unwrap();
     let seen = ids(
         &mut s,

@@ -10,6 +10,7 @@ async fn user_lifecycle() {
         "seed",
     );
 
+    drop_role("it_u_clerk").await;
     // Generated password: printed once, and it works.
     let out = db.run(&[
         "users",

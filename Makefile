@@ -1,0 +1,27 @@
+# The two commands of the README:
+#   make demo   start local PostgreSQL and S3 (unless DATABASE_URL is set), provision,
+#               seed, add a login per department and partner, print a stock report
+#   make test   start the same servers and run every test against them
+SHELL := /bin/bash
+SCALE ?= 1
+
+.PHONY: demo test lint testenv testenv-down nextest
+
+demo:
+	scripts/demo.sh $(SCALE)
+
+test: nextest testenv
+	set -a && . "$$(scripts/testenv.sh env)" && set +a && cargo nextest run --no-fail-fast
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+testenv:
+	scripts/testenv.sh up >/dev/null
+
+testenv-down:
+	scripts/testenv.sh down
+
+nextest:
+	@cargo nextest --version >/dev/null 2>&1 || cargo install --locked cargo-nextest
