@@ -106,6 +106,8 @@ pub enum UsersCommand {
     List(JsonArg),
     /// Forbid a login and end its open sessions.
     Disable(UserNameArg),
+    /// Allow a disabled login again.
+    Enable(UserNameArg),
     /// Set a new password: from standard input, or generated and printed once.
     RotatePassword(PasswordTarget),
 }

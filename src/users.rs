@@ -225,6 +225,15 @@ pub async fn disable(
     Ok(ended)
 }
 
+/// LOGIN again, for a login disabled earlier.
+pub async fn enable(conn: &mut PgConnection, decl: &Declaration, name: &str) -> anyhow::Result<()> {
+    require_managed(conn, decl, name, false).await?;
+    sqlx::raw_sql(&format!("ALTER ROLE {} WITH LOGIN", ident(name)))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Set a new password (as a SCRAM verifier).
 pub async fn rotate_password(
     conn: &mut PgConnection,

@@ -72,6 +72,11 @@ pub async fn run(settings: &Settings, cmd: UsersCommand) -> anyhow::Result<u8> {
                 args.name
             );
         }
+        UsersCommand::Enable(args) => {
+            let mut conn = super::connect(settings).await?;
+            users::enable(&mut conn, &decl, &args.name).await?;
+            println!("enabled login {}", args.name);
+        }
         UsersCommand::RotatePassword(args) => {
             let (password, generated) = password(&args.password)?;
             let mut conn = super::connect(settings).await?;

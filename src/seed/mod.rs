@@ -70,10 +70,12 @@ pub async fn run(conn: &mut PgConnection, opts: &SeedOptions) -> anyhow::Result<
     let started = Instant::now();
     let mut tx = conn.begin().await?;
     ensure_empty(&mut tx).await?;
-    sqlx::raw_sql("SET LOCAL synchronous_commit = off")
+    sqlx::raw_sql("SET LOCAL synchronous_commit = off; SET LOCAL maintenance_work_mem = '256MB'")
         .execute(&mut *tx)
         .await?;
+    let suspended = suspend_constraints(&mut tx).await?;
     let mut rows = sim::Simulation::new(opts).run(&mut tx).await?;
+    restore_constraints(&mut tx, suspended).await?;
     reset_sequences(&mut tx).await?;
     tx.commit().await.context("committing the seed")?;
     sqlx::raw_sql(
@@ -116,6 +118,63 @@ async fn ensure_empty(conn: &mut PgConnection) -> anyhow::Result<()> {
                  (it never mixes fictitious data with real data)"
             );
         }
+    }
+    Ok(())
+}
+
+/// Foreign keys and secondary indexes, dropped for the bulk load and created
+/// again after it, inside the same transaction: one validating pass per key
+/// and one sort per index instead of a lookup and an insertion per row. If
+/// anything fails, the rollback restores them untouched.
+struct Suspended {
+    foreign_keys: Vec<(String, String, String)>,
+    indexes: Vec<String>,
+}
+
+async fn suspend_constraints(conn: &mut PgConnection) -> anyhow::Result<Suspended> {
+    let foreign_keys: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT conrelid::regclass::text, quote_ident(conname), pg_get_constraintdef(oid)
+           FROM pg_constraint
+          WHERE contype = 'f' AND connamespace = 'inventory'::regnamespace
+          ORDER BY conrelid::regclass::text, conname",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+           FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+          WHERE c.relnamespace = 'inventory'::regnamespace
+            AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+          ORDER BY 1",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (table, name, _) in &foreign_keys {
+        sqlx::raw_sql(&format!("ALTER TABLE {table} DROP CONSTRAINT {name}"))
+            .execute(&mut *conn)
+            .await
+            .context("suspending foreign keys for the bulk load (seed must run as the owner or a superuser)")?;
+    }
+    for (index, _) in &indexes {
+        sqlx::raw_sql(&format!("DROP INDEX {index}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(Suspended {
+        foreign_keys,
+        indexes: indexes.into_iter().map(|(_, def)| def).collect(),
+    })
+}
+
+async fn restore_constraints(conn: &mut PgConnection, s: Suspended) -> anyhow::Result<()> {
+    for def in &s.indexes {
+        sqlx::raw_sql(def).execute(&mut *conn).await?;
+    }
+    for (table, name, def) in &s.foreign_keys {
+        sqlx::raw_sql(&format!("ALTER TABLE {table} ADD CONSTRAINT {name} {def}"))
+            .execute(&mut *conn)
+            .await
+            .with_context(|| format!("restoring {name} on {table}: the generated data broke it"))?;
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use super::SeedOptions;
 
 const DAYS: i64 = 365;
 /// Orders a day at scale 1 on an ordinary weekday.
-const BASE_ORDERS: f64 = 240.0;
+const BASE_ORDERS: f64 = 300.0;
 
 struct Product {
     category: usize,
@@ -304,7 +304,7 @@ impl Simulation {
         let (sampler, weights) = Sampler::zipf(&mut self.rng, n, 0.9);
         let total_weight: f64 = weights.iter().sum();
         // Expected units a day per product and warehouse, to size reorder points.
-        let units_per_day = BASE_ORDERS * self.scale * 4.0 * 2.2 / WAREHOUSES.len() as f64;
+        let units_per_day = BASE_ORDERS * self.scale * 5.0 * 3.5 / WAREHOUSES.len() as f64;
         for (i, weight) in weights.iter().enumerate() {
             let rng = &mut self.rng;
             let category = rng.gen_range(0..CATEGORIES.len());
@@ -521,7 +521,7 @@ impl Simulation {
             .expect("set")
             .pick(&mut self.rng);
         let warehouse = REGION_WAREHOUSE[self.reseller_region[reseller]];
-        let n_lines = 1 + (self.rng.gen::<f64>().powi(2) * 9.0) as usize;
+        let n_lines = 1 + (self.rng.gen::<f64>().powf(1.5) * 11.0) as usize;
         let order_id = self.next_order;
         let mut lines: Vec<(usize, i32, i64)> = Vec::with_capacity(n_lines);
         for _ in 0..n_lines {

@@ -73,6 +73,12 @@ async fn user_lifecycle() {
     );
     drop(session);
     assert!(db.login("it_u_clerk", new).await.is_err());
+
+    // Enable: the same password works again.
+    assert_success(&db.run(&["users", "enable", "it_u_clerk"]), "enable");
+    db.login("it_u_clerk", new)
+        .await
+        .expect("enabled login connects");
 }
 
 #[tokio::test]
