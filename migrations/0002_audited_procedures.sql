@@ -22,26 +22,40 @@ CREATE TABLE audit.events (
     result           jsonb,
     client_addr      inet,
     application_name text,
-    txid             xid8 NOT NULL,
-    event_hash       bytea NOT NULL
+    txid             xid8 NOT NULL
 );
-CREATE INDEX events_occurred_at_idx ON audit.events (occurred_at);
+-- Events arrive in time order: a BRIN index costs writers next to nothing.
+CREATE INDEX events_occurred_at_idx ON audit.events USING brin (occurred_at);
 
--- Events not yet in the chain. The sealer chains only events of finished
--- transactions, so a late commit can never slip in before a sealed record.
-CREATE TABLE audit.pending (
-    event_id bigint PRIMARY KEY,
-    txid     xid8 NOT NULL
+-- The hash chain, sealed in blocks. Events are chained in id order: position
+-- n holds sha256(chain(n-1) || event_hash(n)), from 32 zero bytes, where
+-- event_hash is sha256 of the event's canonical text (audit.canonical). Each
+-- seal records the ids and hashes of the events it chained and the chain's
+-- value after the last one (head), so a verifier can name a missing or
+-- rewritten event exactly. Writers do no hashing: the sealer does, once.
+CREATE TABLE audit.seals (
+    seal_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    first_position bigint NOT NULL UNIQUE CHECK (first_position > 0),
+    event_ids      bigint[] NOT NULL,
+    event_hashes   bytea[] NOT NULL,
+    head           bytea NOT NULL,
+    sealed_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    CHECK (cardinality(event_ids) > 0 AND cardinality(event_ids) = cardinality(event_hashes))
 );
 
--- The hash chain: position n holds sha256(chain_hash(n-1) || event_hash).
-CREATE TABLE audit.chain (
-    position   bigint PRIMARY KEY CHECK (position > 0),
-    event_id   bigint NOT NULL UNIQUE,
-    event_hash bytea NOT NULL,
-    chain_hash bytea NOT NULL,
-    sealed_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+-- Where sealing stands. Events are chained in id order, and only up to a
+-- horizon: the last id allocated when the previous seal ran, once every
+-- transaction that was running then has finished. No transaction can then
+-- still hold a smaller id, so no late commit ever lands behind the chain.
+CREATE TABLE audit.seal_state (
+    singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    sealed_through bigint NOT NULL DEFAULT 0,
+    position       bigint NOT NULL DEFAULT 0,
+    head           bytea NOT NULL DEFAULT '\x0000000000000000000000000000000000000000000000000000000000000000',
+    horizon_id     bigint NOT NULL DEFAULT 0,
+    horizon_xmax   xid8 NOT NULL DEFAULT '0'
 );
+INSERT INTO audit.seal_state DEFAULT VALUES;
 
 CREATE FUNCTION audit.reject_change() RETURNS trigger
     LANGUAGE plpgsql
@@ -57,108 +71,124 @@ CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON audit.events
     FOR EACH ROW EXECUTE FUNCTION audit.reject_change();
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON audit.events
     FOR EACH STATEMENT EXECUTE FUNCTION audit.reject_change();
-CREATE TRIGGER chain_append_only BEFORE UPDATE OR DELETE ON audit.chain
+CREATE TRIGGER seals_append_only BEFORE UPDATE OR DELETE ON audit.seals
     FOR EACH ROW EXECUTE FUNCTION audit.reject_change();
-CREATE TRIGGER chain_no_truncate BEFORE TRUNCATE ON audit.chain
+CREATE TRIGGER seals_no_truncate BEFORE TRUNCATE ON audit.seals
     FOR EACH STATEMENT EXECUTE FUNCTION audit.reject_change();
 
 -- The bytes an event's hash covers: a JSON array of its fields, rendered by
 -- the server (jsonb output is canonical), time in microseconds since the epoch.
+-- Internal and owner-only; every name is qualified, so it needs no pinned
+-- search_path and the planner can inline it.
 CREATE FUNCTION audit.canonical(e audit.events) RETURNS text
     LANGUAGE sql STABLE
-    SET search_path = pg_catalog
 AS $$
-    SELECT jsonb_build_array(
-        e.event_id::text,
-        (extract(epoch FROM e.occurred_at) * 1000000)::bigint::text,
-        e.login::text,
+    SELECT pg_catalog.jsonb_build_array(
+        e.event_id::pg_catalog.text,
+        pg_catalog.trunc(pg_catalog.date_part('epoch', e.occurred_at) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8::pg_catalog.text,
+        e.login::pg_catalog.text,
         e.acting_role,
         e.function_name,
         e.arguments,
         e.result,
-        host(e.client_addr),
+        pg_catalog.host(e.client_addr),
         e.application_name,
-        e.txid::text
-    )::text
+        e.txid::pg_catalog.text
+    )::pg_catalog.text
 $$;
 
--- The group roles the session's login belongs to (its department or partner kind).
-CREATE FUNCTION audit.acting_role() RETURNS text
-    LANGUAGE sql STABLE
-    SET search_path = pg_catalog
-AS $$
-    SELECT string_agg(g.rolname::text, ',' ORDER BY g.rolname)
-      FROM pg_auth_members m
-      JOIN pg_roles g ON g.oid = m.roleid
-      JOIN pg_roles u ON u.oid = m.member
-     WHERE u.rolname = session_user AND g.rolname !~ '^pg_'
-$$;
-
--- Chain every pending event of a finished transaction. One sealer at a time
--- (a transaction-scoped advisory lock, tried, never waited for); writers never
--- take it, so they are never serialized behind the chain. Skipped outside READ
--- COMMITTED, where the snapshot could miss the previous sealer's rows.
+-- Chain every event up to the horizon once it is safe, then set the next
+-- horizon: an event is sealed by the second seal after it was recorded.
+-- One sealer at a time (a transaction-scoped advisory lock, tried, never
+-- waited for); writers never take it. Skipped outside READ COMMITTED, whose
+-- fresh snapshots the horizon relies on.
 CREATE FUNCTION audit.seal() RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog
 AS $$
 DECLARE
-    v_xmin xid8 := pg_snapshot_xmin(pg_current_snapshot());
-    v_position bigint;
-    v_prev bytea;
+    st audit.seal_state;
     v_sealed integer := 0;
-    r record;
+    v_ids bigint[];
+    v_hashes bytea[];
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed'
        OR NOT pg_try_advisory_xact_lock(8315370915117330001) THEN
         RETURN 0;
     END IF;
-    SELECT c.position, c.chain_hash INTO v_position, v_prev
-      FROM audit.chain c ORDER BY c.position DESC LIMIT 1;
-    IF NOT FOUND THEN
-        v_position := 0;
-        v_prev := '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea;
+    SELECT * INTO st FROM audit.seal_state;
+    IF st.horizon_id > st.sealed_through
+       AND pg_snapshot_xmin(pg_current_snapshot()) >= st.horizon_xmax THEN
+        LOOP
+            SELECT array_agg(e.event_id ORDER BY e.event_id),
+                   array_agg(sha256(convert_to(audit.canonical(e), 'UTF8')) ORDER BY e.event_id)
+              INTO v_ids, v_hashes
+              FROM (SELECT * FROM audit.events
+                     WHERE event_id > st.sealed_through AND event_id <= st.horizon_id
+                     ORDER BY event_id LIMIT 10000) e;
+            EXIT WHEN v_ids IS NULL;
+            FOR i IN 1 .. cardinality(v_hashes) LOOP
+                st.head := sha256(st.head || v_hashes[i]);
+            END LOOP;
+            INSERT INTO audit.seals (first_position, event_ids, event_hashes, head)
+            VALUES (st.position + 1, v_ids, v_hashes, st.head);
+            st.position := st.position + cardinality(v_ids);
+            st.sealed_through := v_ids[cardinality(v_ids)];
+            v_sealed := v_sealed + cardinality(v_ids);
+        END LOOP;
+        st.sealed_through := st.horizon_id;
     END IF;
-    FOR r IN
-        SELECT p.event_id, e.event_hash
-          FROM audit.pending p JOIN audit.events e USING (event_id)
-         WHERE p.txid < v_xmin
-         ORDER BY p.event_id
-    LOOP
-        v_position := v_position + 1;
-        v_prev := sha256(v_prev || r.event_hash);
-        INSERT INTO audit.chain (position, event_id, event_hash, chain_hash)
-        VALUES (v_position, r.event_id, r.event_hash, v_prev);
-        DELETE FROM audit.pending WHERE event_id = r.event_id;
-        v_sealed := v_sealed + 1;
-    END LOOP;
+    IF st.horizon_id <= st.sealed_through THEN
+        -- The last id handed out, then a snapshot: every transaction holding
+        -- an id up to it had its transaction id before this snapshot's xmax.
+        SELECT last_value INTO st.horizon_id FROM audit.events_event_id_seq;
+        st.horizon_xmax := pg_snapshot_xmax(pg_current_snapshot());
+    END IF;
+    UPDATE audit.seal_state
+       SET sealed_through = st.sealed_through, position = st.position, head = st.head,
+           horizon_id = st.horizon_id, horizon_xmax = st.horizon_xmax;
     RETURN v_sealed;
 END
 $$;
 
 -- Record one call, in the caller's transaction: committed with the change or
--- rolled back with it.
+-- rolled back with it. Every 256th event also tries to seal (scheduled seals,
+-- `stockops audit seal`, verify and backups seal too). On the path of
+-- every write, so kept lean: no search_path switch (owner-only, every name
+-- qualified), and the acting role from pg_has_role, which reads PostgreSQL's
+-- cached membership lists. The acting role is the managed group (or groups)
+-- of roles/roles.toml the login belongs to, 'superuser' for a superuser; a
+-- test holds this list and the declaration together.
 CREATE FUNCTION audit.record(p_function text, p_arguments jsonb, p_result jsonb) RETURNS bigint
     LANGUAGE plpgsql
-    SET search_path = pg_catalog
 AS $$
 DECLARE
     e audit.events;
+    v_groups pg_catalog.text[];
 BEGIN
-    e.event_id := nextval('audit.events_event_id_seq');
-    e.occurred_at := clock_timestamp();
-    e.login := session_user;
-    e.acting_role := audit.acting_role();
+    -- The transaction id first, then the event id: the seal horizon relies
+    -- on every holder of an id already having a transaction id.
+    e.txid := pg_catalog.pg_current_xact_id();
+    e.event_id := pg_catalog.nextval('audit.events_event_id_seq');
+    e.occurred_at := pg_catalog.clock_timestamp();
+    e.login := SESSION_USER;
+    v_groups := ARRAY(SELECT g FROM pg_catalog.unnest('{dept_audit,dept_purchasing,dept_reporting,dept_sales,dept_stock,reseller,supplier}'::pg_catalog.text[]) AS g
+                       WHERE pg_catalog.pg_has_role(SESSION_USER, g, 'MEMBER'));
+    IF pg_catalog.cardinality(v_groups) > 1
+       AND (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) SESSION_USER) THEN
+        e.acting_role := 'superuser';
+    ELSE
+        e.acting_role := NULLIF(pg_catalog.array_to_string(v_groups, ','), '');
+    END IF;
     e.function_name := p_function;
-    e.arguments := coalesce(p_arguments, '{}'::jsonb);
+    e.arguments := COALESCE(p_arguments, '{}'::pg_catalog.jsonb);
     e.result := p_result;
-    e.client_addr := inet_client_addr();
-    e.application_name := nullif(current_setting('application_name', true), '');
-    e.txid := pg_current_xact_id();
-    e.event_hash := sha256(convert_to(audit.canonical(e), 'UTF8'));
+    e.client_addr := pg_catalog.inet_client_addr();
+    e.application_name := NULLIF(pg_catalog.current_setting('application_name', true), '');
     INSERT INTO audit.events OVERRIDING SYSTEM VALUE SELECT e.*;
-    INSERT INTO audit.pending (event_id, txid) VALUES (e.event_id, e.txid);
-    PERFORM audit.seal();
+    IF e.event_id OPERATOR(pg_catalog.%) 256 OPERATOR(pg_catalog.=) 0 THEN
+        PERFORM audit.seal();
+    END IF;
     RETURN e.event_id;
 END
 $$;
@@ -379,7 +409,7 @@ END
 $$;
 
 -- The sale itself, without its audit record: api.record_sale is this plus
--- audit.record. Owner only; `stockops bench procedures` uses it as the baseline.
+-- audit.record. Owner only.
 CREATE FUNCTION inventory.sell(p_reseller text, p_sku text, p_warehouse text, p_quantity integer, p_unit_price numeric)
 RETURNS bigint
     LANGUAGE plpgsql
@@ -972,14 +1002,14 @@ CREATE FUNCTION api.audit_events(p_from timestamptz DEFAULT NULL, p_to timestamp
                                  p_after_event bigint DEFAULT 0, p_limit integer DEFAULT 1000)
 RETURNS TABLE (event_id bigint, occurred_at timestamptz, login text, acting_role text, function_name text,
                arguments jsonb, result jsonb, client_addr text, application_name text, txid text,
-               chain_position bigint)
+               sealed boolean)
     LANGUAGE sql STABLE
     SECURITY DEFINER
     SET search_path = pg_catalog
 AS $$
     SELECT e.event_id, e.occurred_at, e.login::text, e.acting_role, e.function_name, e.arguments, e.result,
-           host(e.client_addr), e.application_name, e.txid::text, c.position
-      FROM audit.events e LEFT JOIN audit.chain c USING (event_id)
+           host(e.client_addr), e.application_name, e.txid::text, e.event_id <= s.sealed_through
+      FROM audit.events e CROSS JOIN audit.seal_state s
      WHERE e.event_id > coalesce(p_after_event, 0)
        AND (p_from IS NULL OR e.occurred_at >= p_from)
        AND (p_to IS NULL OR e.occurred_at < p_to)
@@ -990,49 +1020,59 @@ $$;
 CREATE FUNCTION api.audit_tail(p_count integer DEFAULT 20)
 RETURNS TABLE (event_id bigint, occurred_at timestamptz, login text, acting_role text, function_name text,
                arguments jsonb, result jsonb, client_addr text, application_name text, txid text,
-               chain_position bigint)
+               sealed boolean)
     LANGUAGE sql STABLE
     SECURITY DEFINER
     SET search_path = pg_catalog
 AS $$
     SELECT * FROM (
         SELECT e.event_id, e.occurred_at, e.login::text, e.acting_role, e.function_name, e.arguments, e.result,
-               host(e.client_addr), e.application_name, e.txid::text, c.position
-          FROM audit.events e LEFT JOIN audit.chain c USING (event_id)
+               host(e.client_addr), e.application_name, e.txid::text, e.event_id <= s.sealed_through
+          FROM audit.events e CROSS JOIN audit.seal_state s
          ORDER BY e.event_id DESC
          LIMIT greatest(coalesce(p_count, 20), 0)
     ) t ORDER BY t.event_id
 $$;
 
--- The chain in position order with what verification needs: the hash sealed
--- into the chain, the event as stored now (NULL when it is gone) and its
--- canonical bytes.
+-- The chain in position order with what verification needs: per event, the
+-- hash sealed into the chain, the event as stored now (NULL when it is gone)
+-- and its canonical bytes; at the last event of each seal, the head it
+-- recorded.
 CREATE FUNCTION api.audit_chain(p_after_position bigint DEFAULT 0, p_limit integer DEFAULT 10000)
-RETURNS TABLE (chain_position bigint, event_id bigint, sealed_hash bytea, chain_hash bytea,
-               stored_hash bytea, canonical text)
+RETURNS TABLE (chain_position bigint, event_id bigint, sealed_hash bytea, seal_head bytea, canonical text)
     LANGUAGE sql STABLE
     SECURITY DEFINER
     SET search_path = pg_catalog
 AS $$
-    SELECT c.position, c.event_id, c.event_hash, c.chain_hash, e.event_hash,
+    SELECT s.first_position + x.i - 1, x.id, x.hash,
+           CASE WHEN x.i = cardinality(s.event_ids) THEN s.head END,
            CASE WHEN e.event_id IS NOT NULL THEN audit.canonical(e) END
-      FROM audit.chain c LEFT JOIN audit.events e USING (event_id)
-     WHERE c.position > coalesce(p_after_position, 0)
-     ORDER BY c.position
+      FROM audit.seals s
+     CROSS JOIN LATERAL unnest(s.event_ids, s.event_hashes) WITH ORDINALITY AS x(id, hash, i)
+      LEFT JOIN audit.events e ON e.event_id = x.id
+     WHERE s.first_position + cardinality(s.event_ids) - 1 > coalesce(p_after_position, 0)
+       AND s.first_position + x.i - 1 > coalesce(p_after_position, 0)
+     ORDER BY s.first_position, x.i
      LIMIT greatest(coalesce(p_limit, 10000), 0)
 $$;
 
--- Events not sealed yet (recent, or of transactions still running).
+-- Events not in the chain: recent ones (above the sealed point), and any
+-- below it the sealer skipped (skipped = true: something is wrong).
 CREATE FUNCTION api.audit_unsealed()
-RETURNS TABLE (event_id bigint, stored_hash bytea, canonical text)
+RETURNS TABLE (event_id bigint, skipped boolean)
     LANGUAGE sql STABLE
     SECURITY DEFINER
     SET search_path = pg_catalog
 AS $$
-    SELECT e.event_id, e.event_hash, audit.canonical(e)
-      FROM audit.events e
-     WHERE NOT EXISTS (SELECT 1 FROM audit.chain c WHERE c.event_id = e.event_id)
-     ORDER BY e.event_id
+    SELECT e.event_id, false
+      FROM audit.events e CROSS JOIN audit.seal_state s
+     WHERE e.event_id > s.sealed_through
+    UNION ALL
+    SELECT e.event_id, true
+      FROM audit.events e CROSS JOIN audit.seal_state s
+     WHERE e.event_id <= s.sealed_through
+       AND NOT EXISTS (SELECT 1 FROM (SELECT unnest(x.event_ids) AS id FROM audit.seals x) u WHERE u.id = e.event_id)
+     ORDER BY 1
 $$;
 
 CREATE FUNCTION api.audit_seal()

@@ -80,9 +80,17 @@ pub enum Command {
     Users(UsersCommand),
     /// Load representative, deterministic fictitious data.
     Seed(SeedArgs),
-    /// Read-only reports, through the api functions.
+    /// Read-only reports, through the api functions, as the connected login.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Call an api function as the connected login.
+    Call(CallArgs),
+    /// Read and verify the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Measure throughput against a baseline in the same run.
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +191,24 @@ pub struct SeedArgs {
 pub enum ReportCommand {
     /// Stock per product and warehouse (api.stock_status).
     Stock(StockReportArgs),
+    /// What to reorder, with a suggested quantity (api.reorder_needs).
+    Reorder(ReorderArgs),
+    /// On-time rate, lead time and fill rate per supplier (api.supplier_performance).
+    Suppliers(PeriodArgs),
+    /// Orders, units and revenue per period or group (api.sales_summary).
+    Sales(GroupedPeriodArgs),
+    /// Revenue, cost and margin per group (api.margins).
+    Margins(GroupedPeriodArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// At most this many rows (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -193,12 +219,38 @@ pub struct StockReportArgs {
     /// Only rows with this status.
     #[arg(long, value_enum)]
     pub status: Option<StockStatus>,
-    /// At most this many rows (0: all).
-    #[arg(long, default_value_t = 0)]
-    pub limit: usize,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReorderArgs {
+    /// Days of sales the velocity is measured over.
+    #[arg(long, default_value_t = 28)]
+    pub window_days: i32,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PeriodArgs {
+    /// First day (YYYY-MM-DD); default a year before --to.
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<chrono::NaiveDate>,
+    /// Day after the last (YYYY-MM-DD); default tomorrow.
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<chrono::NaiveDate>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GroupedPeriodArgs {
+    #[command(flatten)]
+    pub period: PeriodArgs,
+    /// Grouping: sales: day, week, month, category, region, reseller, warehouse; margins: category, sku, month, reseller.
+    #[arg(long)]
+    pub by: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -213,4 +265,99 @@ pub enum Format {
     Table,
     Csv,
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// Function in schema api, e.g. record_sale.
+    pub procedure: String,
+    /// A parameter, NAME=VALUE (the p_ prefix is optional); repeat for each.
+    #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    pub args: Vec<(String, String)>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Same as --format json.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; name the first bad record.
+    Verify(AuditVerifyArgs),
+    /// The last events.
+    Tail(AuditTailArgs),
+    /// Events in a period, as CSV or JSON.
+    Export(AuditExportArgs),
+    /// Chain the events recorded since the last seal (run it every minute or so).
+    Seal,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// A head printed earlier (POSITION:HASH): proves nothing was cut off the end since.
+    #[arg(long, value_name = "POSITION:HASH")]
+    pub expect_head: Option<String>,
+    /// Do not seal pending events before verifying.
+    #[arg(long)]
+    pub no_seal: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditTailArgs {
+    /// How many events.
+    #[arg(short = 'n', long = "lines", default_value_t = 20)]
+    pub count: i32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    /// From this time (RFC 3339 or YYYY-MM-DD), inclusive.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Until this time, exclusive.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// csv or json.
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    pub format: Format,
+    /// Write here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Audited api.record_sale against the same sale without its audit record.
+    Procedures(BenchProceduresArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchProceduresArgs {
+    /// Client counts to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    pub clients: Vec<usize>,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Keep the scratch database afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }

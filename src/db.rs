@@ -95,3 +95,21 @@ pub fn ident(name: &str) -> String {
 pub fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
+
+/// A database error as the operator should read it: the server's message, its
+/// SQLSTATE and hint, and the exit code its class calls for.
+pub fn explain(err: sqlx::Error) -> anyhow::Error {
+    let code = DbError::code_for(&err);
+    match &err {
+        sqlx::Error::Database(db) => {
+            let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
+            let hint = pg
+                .and_then(|p| p.hint())
+                .map(|h| format!("; hint: {h}"))
+                .unwrap_or_default();
+            let state = db.code().map(|c| format!(" [{c}]")).unwrap_or_default();
+            exit::Coded::new(code, format!("{}{state}{hint}", db.message())).into()
+        }
+        _ => anyhow::Error::new(err),
+    }
+}

@@ -12,21 +12,28 @@
 //!   ├── provision          declaration (roles/), migrations, reconcile, drift
 //!   ├── users              login roles bound to groups and partners
 //!   ├── seed               deterministic fictitious data, loaded with COPY
-//!   └── report             read-only reports through the api functions
+//!   ├── procedures         calling api functions from their catalog signature
+//!   ├── report             read-only reports through the api functions
+//!   ├── audit              verifying the hash chain of the audit log
+//!   └── bench              throughput measurements with a baseline in the same run
 //!         │
-//!         └── config, db, exit, logging, scram   (infrastructure)
+//!         └── config, db, exit, logging, output, scram   (infrastructure)
 //! ```
 //!
 //! `config` merges flags, environment and the TOML file once, without I/O
 //! beyond reading that file, into typed settings passed explicitly to each
 //! command. `exit` holds every exit code in one place.
 
+pub mod audit;
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
 pub mod exit;
 pub mod logging;
+pub mod output;
+pub mod procedures;
 pub mod provision;
 pub mod report;
 pub mod scram;

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(stockops::commands::run(cli)) {
         Ok(code) => ExitCode::from(code),
+        Err(err) if stockops::exit::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let code = stockops::exit::code_for(&err);
             eprintln!("stockops: error: {}", stockops::exit::one_line(&err));

@@ -1,21 +1,38 @@
 //! Read-only reports, always through the `api` functions, as the connected
 //! role: a department login sees what its grants allow and nothing more.
 
-use serde::Serialize;
+use chrono::NaiveDate;
 use sqlx::PgConnection;
 
-/// One row of `api.stock_status`.
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct StockRow {
-    pub sku: String,
-    pub warehouse: String,
-    pub on_hand: i32,
-    pub reserved: i32,
-    pub on_order: i32,
-    pub reorder_point: i32,
-    pub status: String,
+use crate::procedures::Row;
+
+/// Which report, with its parameters.
+#[derive(Debug, Clone)]
+pub enum Report {
+    Stock {
+        warehouse: Option<String>,
+        status: Option<String>,
+    },
+    Reorder {
+        window_days: i32,
+    },
+    Suppliers {
+        from: NaiveDate,
+        to: NaiveDate,
+    },
+    Sales {
+        from: NaiveDate,
+        to: NaiveDate,
+        by: String,
+    },
+    Margins {
+        from: NaiveDate,
+        to: NaiveDate,
+        by: String,
+    },
 }
 
+/// The columns of `api.stock_status`; exports and department tools rely on them.
 pub const STOCK_COLUMNS: [&str; 7] = [
     "sku",
     "warehouse",
@@ -26,38 +43,94 @@ pub const STOCK_COLUMNS: [&str; 7] = [
     "status",
 ];
 
-impl StockRow {
-    pub fn fields(&self) -> [String; 7] {
-        [
-            self.sku.clone(),
-            self.warehouse.clone(),
-            self.on_hand.to_string(),
-            self.reserved.to_string(),
-            self.on_order.to_string(),
-            self.reorder_point.to_string(),
-            self.status.clone(),
-        ]
+impl Report {
+    /// The header, also when there is no row.
+    pub fn columns(&self) -> Vec<String> {
+        let cols: &[&str] = match self {
+            Report::Stock { .. } => &STOCK_COLUMNS,
+            Report::Reorder { .. } => &[
+                "sku",
+                "warehouse",
+                "available",
+                "on_order",
+                "reorder_point",
+                "daily_velocity",
+                "lead_time_days",
+                "suggested_quantity",
+                "supplier",
+            ],
+            Report::Suppliers { .. } => &[
+                "supplier",
+                "name",
+                "purchase_orders",
+                "received",
+                "on_time_rate",
+                "avg_lead_days",
+                "fill_rate",
+            ],
+            Report::Sales { .. } => &["bucket", "orders", "units", "revenue"],
+            Report::Margins { .. } => {
+                &["bucket", "units", "revenue", "cost", "margin", "margin_pct"]
+            }
+        };
+        cols.iter().map(|c| c.to_string()).collect()
     }
 }
 
-/// Stock per product and warehouse, optionally filtered.
-pub async fn stock(
+/// Run a report; `limit` 0 means every row.
+pub async fn run(
     conn: &mut PgConnection,
-    warehouse: Option<&str>,
-    status: Option<&str>,
+    report: &Report,
     limit: usize,
-) -> anyhow::Result<Vec<StockRow>> {
+) -> anyhow::Result<Vec<Row>> {
     let limit = if limit == 0 { i64::MAX } else { limit as i64 };
-    let rows = sqlx::query_as(
-        "SELECT sku, warehouse, on_hand, reserved, on_order, reorder_point, status
-           FROM api.stock_status(p_warehouse => $1)
-          WHERE $2::text IS NULL OR status = $2
-          LIMIT $3",
-    )
-    .bind(warehouse)
-    .bind(status)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows)
+    let rows: Vec<String> = match report {
+        Report::Stock { warehouse, status } => {
+            sqlx::query_scalar(
+                "SELECT row_to_json(t)::text FROM api.stock_status(p_warehouse => $1) AS t
+                  WHERE $2::text IS NULL OR t.status = $2 LIMIT $3",
+            )
+            .bind(warehouse)
+            .bind(status)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await
+        }
+        Report::Reorder { window_days } => {
+            sqlx::query_scalar("SELECT row_to_json(t)::text FROM api.reorder_needs(p_window_days => $1) AS t LIMIT $2")
+                .bind(window_days)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await
+        }
+        Report::Suppliers { from, to } => {
+            sqlx::query_scalar(
+                "SELECT row_to_json(t)::text FROM api.supplier_performance(p_from => $1, p_to => $2) AS t LIMIT $3",
+            )
+            .bind(from)
+            .bind(to)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await
+        }
+        Report::Sales { from, to, by } | Report::Margins { from, to, by } => {
+            let function = if matches!(report, Report::Sales { .. }) { "sales_summary" } else { "margins" };
+            sqlx::query_scalar(&format!(
+                "SELECT row_to_json(t)::text FROM api.{function}(p_from => $1, p_to => $2, p_by => $3) AS t LIMIT $4"
+            ))
+            .bind(from)
+            .bind(to)
+            .bind(by)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await
+        }
+    }
+    .map_err(crate::db::explain)?;
+    rows.iter()
+        .map(|r| match serde_json::from_str(r)? {
+            serde_json::Value::Object(m) => Ok(m),
+            other => anyhow::bail!("unexpected report row {other}"),
+        })
+        .collect()
 }

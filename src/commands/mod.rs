@@ -1,6 +1,9 @@
 //! One file per subcommand: resolve settings, call the domain module, print
 //! the result. Returns the exit code on success; errors carry theirs.
 
+mod audit;
+mod bench;
+mod call;
 mod provision;
 mod report;
 mod seed;
@@ -16,6 +19,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Users(cmd) => users::run(&settings, cmd).await,
         Command::Seed(args) => seed::run(&settings, args).await,
         Command::Report(cmd) => report::run(&settings, cmd).await,
+        Command::Call(args) => call::run(&settings, args).await,
+        Command::Audit(cmd) => audit::run(&settings, cmd).await,
+        Command::Bench(cmd) => bench::run(&settings, cmd).await,
     }
 }
 

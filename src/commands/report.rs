@@ -1,49 +1,68 @@
-//! `stockops report stock [--warehouse W] [--status S] [--limit N] [--format table|csv|json]`.
+//! `stockops report stock|reorder|suppliers|sales|margins [--format table|csv|json]`.
 
-use anyhow::Context;
-use comfy_table::{presets::UTF8_BORDERS_ONLY, CellAlignment, Table};
+use chrono::{Days, NaiveDate, Utc};
 
-use crate::cli::{Format, ReportCommand, StockStatus};
+use crate::cli::{PeriodArgs, ReportCommand, StockStatus};
 use crate::config::Settings;
 use crate::exit;
-use crate::report::{self, STOCK_COLUMNS};
+use crate::output::write_rows;
+use crate::report::{self, Report};
+
+fn period(args: &PeriodArgs) -> anyhow::Result<(NaiveDate, NaiveDate)> {
+    let to = args
+        .to
+        .unwrap_or_else(|| Utc::now().date_naive() + Days::new(1));
+    let from = args.from.unwrap_or(to - Days::new(365));
+    if from >= to {
+        return Err(exit::usage(format!(
+            "--from {from} is not before --to {to}"
+        )));
+    }
+    Ok((from, to))
+}
 
 pub async fn run(settings: &Settings, cmd: ReportCommand) -> anyhow::Result<u8> {
-    let ReportCommand::Stock(args) = cmd;
+    let (report, output) = match &cmd {
+        ReportCommand::Stock(a) => {
+            let status = a.status.map(|s| match s {
+                StockStatus::Ok => "ok",
+                StockStatus::Low => "low",
+                StockStatus::Out => "out",
+            });
+            let r = Report::Stock {
+                warehouse: a.warehouse.clone(),
+                status: status.map(str::to_string),
+            };
+            (r, &a.output)
+        }
+        ReportCommand::Reorder(a) => (
+            Report::Reorder {
+                window_days: a.window_days,
+            },
+            &a.output,
+        ),
+        ReportCommand::Suppliers(a) => {
+            let (from, to) = period(a)?;
+            (Report::Suppliers { from, to }, &a.output)
+        }
+        ReportCommand::Sales(a) => {
+            let (from, to) = period(&a.period)?;
+            let by = a.by.clone().unwrap_or_else(|| "month".into());
+            (Report::Sales { from, to, by }, &a.period.output)
+        }
+        ReportCommand::Margins(a) => {
+            let (from, to) = period(&a.period)?;
+            let by = a.by.clone().unwrap_or_else(|| "category".into());
+            (Report::Margins { from, to, by }, &a.period.output)
+        }
+    };
     let mut conn = super::connect(settings).await?;
-    let status = args.status.map(|s| match s {
-        StockStatus::Ok => "ok",
-        StockStatus::Low => "low",
-        StockStatus::Out => "out",
-    });
-    let rows = report::stock(&mut conn, args.warehouse.as_deref(), status, args.limit)
-        .await
-        .context("reading api.stock_status")?;
-    match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(std::io::stdout().lock());
-            w.write_record(STOCK_COLUMNS)?;
-            for r in &rows {
-                w.write_record(r.fields())?;
-            }
-            w.flush()?;
-        }
-        Format::Table => {
-            let mut table = Table::new();
-            table.load_preset(UTF8_BORDERS_ONLY);
-            table.set_header(STOCK_COLUMNS);
-            for r in &rows {
-                table.add_row(r.fields());
-            }
-            for i in 2..6 {
-                if let Some(col) = table.column_mut(i) {
-                    col.set_cell_alignment(CellAlignment::Right);
-                }
-            }
-            println!("{table}");
-            println!("{} row(s)", rows.len());
-        }
-    }
+    let rows = report::run(&mut conn, &report, output.limit).await?;
+    write_rows(
+        &mut std::io::stdout().lock(),
+        &rows,
+        &report.columns(),
+        output.format,
+    )?;
     Ok(exit::SUCCESS)
 }

@@ -7,8 +7,10 @@
 
 mod common;
 
+mod audit;
 mod cli;
 mod privileges;
+mod procedures;
 mod provision;
 mod rls;
 mod seed;

@@ -93,7 +93,7 @@ async fn bad_user_requests_are_refused_and_change_nothing() {
             &[
                 "users",
                 "add",
-                "it_bad1",
+                "it_refused1",
                 "--role",
                 "dept_stock",
                 "--password",
@@ -102,14 +102,14 @@ async fn bad_user_requests_are_refused_and_change_nothing() {
             "command line",
         ),
         (
-            &["users", "add", "it_bad2", "--role", "reseller"],
+            &["users", "add", "it_refused2", "--role", "reseller"],
             "--reseller CODE",
         ),
         (
             &[
                 "users",
                 "add",
-                "it_bad3",
+                "it_refused3",
                 "--role",
                 "dept_sales",
                 "--supplier",
@@ -121,7 +121,7 @@ async fn bad_user_requests_are_refused_and_change_nothing() {
             &[
                 "users",
                 "add",
-                "it_bad4",
+                "it_refused4",
                 "--role",
                 "reseller",
                 "--reseller",
@@ -130,7 +130,7 @@ async fn bad_user_requests_are_refused_and_change_nothing() {
             "unknown reseller",
         ),
         (
-            &["users", "add", "it_bad5", "--role", "inventory_owner"],
+            &["users", "add", "it_refused5", "--role", "inventory_owner"],
             "unknown group",
         ),
         (
@@ -151,7 +151,7 @@ async fn bad_user_requests_are_refused_and_change_nothing() {
     }
     let mut admin = db.admin().await;
     let created: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'it_bad%'")
+        sqlx::query_scalar("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'it\\_refused%'")
             .fetch_one(&mut admin)
             .await
             .unwrap();
