@@ -154,42 +154,37 @@ $$;
 -- Record one call, in the caller's transaction: committed with the change or
 -- rolled back with it. Every 256th event also tries to seal (scheduled seals,
 -- `stockops audit seal`, verify and backups seal too). On the path of
--- every write, so kept lean: no search_path switch (owner-only, every name
--- qualified), and the acting role from pg_has_role, which reads PostgreSQL's
--- cached membership lists. The acting role is the managed group (or groups)
--- of roles/roles.toml the login belongs to, 'superuser' for a superuser; a
--- test holds this list and the declaration together.
+-- every write, so kept lean: one statement, no hashing (the sealer hashes),
+-- no search_path switch (owner-only, every name qualified), and the acting
+-- role from pg_has_role, which reads PostgreSQL's cached membership lists.
+-- The acting role is the managed group (or groups) of roles/roles.toml the
+-- login belongs to, 'superuser' for a superuser; a test holds this list and
+-- the declaration together.
 CREATE FUNCTION audit.record(p_function text, p_arguments jsonb, p_result jsonb) RETURNS bigint
     LANGUAGE plpgsql
 AS $$
 DECLARE
-    e audit.events;
-    v_groups pg_catalog.text[];
+    v_id pg_catalog.int8;
 BEGIN
-    -- The transaction id first, then the event id: the seal horizon relies
-    -- on every holder of an id already having a transaction id.
-    e.txid := pg_catalog.pg_current_xact_id();
-    e.event_id := pg_catalog.nextval('audit.events_event_id_seq');
-    e.occurred_at := pg_catalog.clock_timestamp();
-    e.login := SESSION_USER;
-    v_groups := ARRAY(SELECT g FROM pg_catalog.unnest('{dept_audit,dept_purchasing,dept_reporting,dept_sales,dept_stock,reseller,supplier}'::pg_catalog.text[]) AS g
-                       WHERE pg_catalog.pg_has_role(SESSION_USER, g, 'MEMBER'));
-    IF pg_catalog.cardinality(v_groups) > 1
-       AND (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) SESSION_USER) THEN
-        e.acting_role := 'superuser';
-    ELSE
-        e.acting_role := NULLIF(pg_catalog.array_to_string(v_groups, ','), '');
-    END IF;
-    e.function_name := p_function;
-    e.arguments := COALESCE(p_arguments, '{}'::pg_catalog.jsonb);
-    e.result := p_result;
-    e.client_addr := pg_catalog.inet_client_addr();
-    e.application_name := NULLIF(pg_catalog.current_setting('application_name', true), '');
-    INSERT INTO audit.events OVERRIDING SYSTEM VALUE SELECT e.*;
-    IF e.event_id OPERATOR(pg_catalog.%) 256 OPERATOR(pg_catalog.=) 0 THEN
+    -- A transaction id before the event id: the seal horizon relies on every
+    -- holder of an event id already having one.
+    PERFORM pg_catalog.pg_current_xact_id();
+    INSERT INTO audit.events (occurred_at, login, acting_role, function_name, arguments, result, client_addr,
+                              application_name, txid)
+    SELECT pg_catalog.clock_timestamp(), SESSION_USER,
+           CASE WHEN pg_catalog.cardinality(g.groups) > 1
+                     AND (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) SESSION_USER)
+                THEN 'superuser'
+                ELSE NULLIF(pg_catalog.array_to_string(g.groups, ','), '') END,
+           p_function, COALESCE(p_arguments, '{}'::pg_catalog.jsonb), p_result, pg_catalog.inet_client_addr(),
+           NULLIF(pg_catalog.current_setting('application_name', true), ''), pg_catalog.pg_current_xact_id()
+      FROM (SELECT ARRAY(SELECT x FROM pg_catalog.unnest('{dept_audit,dept_purchasing,dept_reporting,dept_sales,dept_stock,reseller,supplier}'::pg_catalog.text[]) AS x
+                          WHERE pg_catalog.pg_has_role(SESSION_USER, x, 'MEMBER')) AS groups) g
+    RETURNING event_id INTO v_id;
+    IF v_id OPERATOR(pg_catalog.%) 256 OPERATOR(pg_catalog.=) 0 THEN
         PERFORM audit.seal();
     END IF;
-    RETURN e.event_id;
+    RETURN v_id;
 END
 $$;
 

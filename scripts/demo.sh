@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job end to end on local defaults: servers, provision, seed, one
-# login per department and partner, and the stock report as the reporting
-# department. Usage: scripts/demo.sh [SCALE]
+# login per department and partner, the departments calling the audited
+# api, reports, and the audit log verified. Usage: scripts/demo.sh [SCALE]
 #
 # Without DATABASE_URL it starts the local test servers (scripts/testenv.sh)
 # and works in a database of its own, stockops_demo, recreated on each run.
@@ -80,8 +80,35 @@ as_login() {
     PGPASSFILE=$PGPASS DATABASE_URL="postgres://$user@$LOGIN_HOST:$LOGIN_PORT/$LOGIN_DB" "$@"
 }
 
+SKU=$(psql -X -At "$DATABASE_URL" -c "SELECT p.sku FROM inventory.stock_levels l JOIN inventory.products p USING (product_id)
+      JOIN inventory.warehouses w USING (warehouse_id) WHERE w.code = 'WH-PAR' AND l.on_hand - l.reserved >= 10 ORDER BY p.sku LIMIT 1")
+
+step "the departments at work, through the audited api (stockops call)"
+echo "  demo_stock receives 24 x $SKU at WH-PAR: movement $(as_login demo_stock "$STOCKOPS" call receive_stock --arg sku="$SKU" --arg warehouse=WH-PAR --arg quantity=24)"
+echo "  demo_stock writes off 1 broken unit: movement $(as_login demo_stock "$STOCKOPS" call adjust_stock --arg sku="$SKU" --arg warehouse=WH-PAR --arg delta=-1 --arg reason='dropped on delivery')"
+echo "  demo_sales sells 3 to RES-0002: sales order $(as_login demo_sales "$STOCKOPS" call record_sale --arg reseller=RES-0002 --arg sku="$SKU" --arg warehouse=WH-PAR --arg quantity=3)"
+PO=$(as_login demo_purchasing "$STOCKOPS" call create_purchase_order --arg supplier=SUP-001 --arg warehouse=WH-PAR \
+      --arg lines="[{\"sku\": \"$SKU\", \"quantity\": 40}]")
+echo "  demo_purchasing drafts $PO and sends it: expected $(as_login demo_purchasing "$STOCKOPS" call send_purchase_order --arg po_number="$PO")"
+echo "  demo_reseller submits an order: $(as_login demo_reseller "$STOCKOPS" call submit_order --arg warehouse=WH-PAR \
+      --arg lines="[{\"sku\": \"$SKU\", \"quantity\": 2}]" --arg reference=WEEK-47)"
+echo "  demo_sales tries more than there is:"
+as_login demo_sales "$STOCKOPS" call record_sale --arg reseller=RES-0002 --arg sku="$SKU" --arg warehouse=WH-PAR \
+    --arg quantity=100000 2>&1 | sed 's/^/    /' || true
+echo "  demo_stock tries to record a sale:"
+as_login demo_stock "$STOCKOPS" call record_sale --arg reseller=RES-0002 --arg sku="$SKU" --arg warehouse=WH-PAR \
+    --arg quantity=1 2>&1 | sed 's/^/    /' || true
+
 step "stockops report stock --status low (as demo_reporting)"
-as_login demo_reporting "$STOCKOPS" report stock --status low --limit 15
+as_login demo_reporting "$STOCKOPS" report stock --status low --limit 10
+
+step "stockops report reorder / margins (as demo_reporting)"
+as_login demo_reporting "$STOCKOPS" report reorder --limit 8
+as_login demo_reporting "$STOCKOPS" report margins --by category
+
+step "stockops audit (as demo_audit)"
+as_login demo_audit "$STOCKOPS" audit tail -n 6
+as_login demo_audit "$STOCKOPS" audit verify
 
 step "least privilege, seen from the logins"
 as_login demo_sales psql -X -At "postgres://demo_sales@$LOGIN_HOST:$LOGIN_PORT/$LOGIN_DB" \
