@@ -91,6 +91,11 @@ pub enum Command {
     /// Measure throughput against a baseline in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Take one full backup: pg_dump, zstd, age, streamed into the repository.
+    Backup(BackupArgs),
+    /// List, show and verify the backups in the repository.
+    #[command(subcommand)]
+    Backups(BackupsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -357,6 +362,48 @@ pub struct BenchProceduresArgs {
     /// Keep the scratch database afterwards.
     #[arg(long)]
     pub keep: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// zstd level (1-19).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub zstd_level: i32,
+    /// zstd worker threads (default: the number of CPUs).
+    #[arg(long)]
+    pub zstd_workers: Option<u32>,
+    /// Upload part size in MiB (S3 needs at least 5).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(5..=512))]
+    pub part_size_mib: u32,
+    /// Parts uploaded at once (S3).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub upload_concurrency: u32,
+    /// Write Prometheus textfile metrics here (last success time, duration, bytes).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+    /// Machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupsCommand {
+    /// Every backup in the repository, complete or not.
+    List(JsonArg),
+    /// One backup's manifest (and, with an identity, its metadata).
+    Show(BackupIdArgs),
+    /// Check stored sizes and checksums; with --identity-file also decrypt,
+    /// check the plaintext and list the archive.
+    Verify(BackupIdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupIdArgs {
+    /// Backup id, or `latest`.
+    pub id: String,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,

@@ -49,6 +49,8 @@ pub struct Settings {
     pub s3_path_style: bool,
     pub recipients_file: Option<PathBuf>,
     pub identity_file: Option<PathBuf>,
+    /// S3 parts uploaded at once (set by `backup --upload-concurrency`).
+    pub upload_concurrency: usize,
 }
 
 impl Settings {
@@ -68,6 +70,7 @@ impl Settings {
             s3_path_style: args.s3_path_style.or(file.s3_path_style).unwrap_or(false),
             recipients_file: args.recipients_file.clone().or(file.recipients_file),
             identity_file: args.identity_file.clone().or(file.identity_file),
+            upload_concurrency: 2,
         }
     }
 

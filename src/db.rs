@@ -113,3 +113,38 @@ pub fn explain(err: sqlx::Error) -> anyhow::Error {
         _ => anyhow::Error::new(err),
     }
 }
+
+/// libpq environment for a child program (pg_dump, pg_restore) reaching the
+/// same database: host, port, user, database, sslmode, and the password
+/// from the URL when it has one. Secrets go through the environment, never
+/// the command line.
+pub fn libpq_env(opts: &PgConnectOptions, url: Option<&str>) -> Vec<(String, String)> {
+    let mut env = vec![
+        (
+            "PGHOST".to_string(),
+            opts.get_socket()
+                .map(|s| s.display().to_string())
+                .unwrap_or_else(|| opts.get_host().to_string()),
+        ),
+        ("PGPORT".to_string(), opts.get_port().to_string()),
+        ("PGUSER".to_string(), opts.get_username().to_string()),
+        ("PGAPPNAME".to_string(), "stockops".to_string()),
+    ];
+    if let Some(db) = opts.get_database() {
+        env.push(("PGDATABASE".to_string(), db.to_string()));
+    }
+    if let Some(parsed) = url.and_then(|u| url::Url::parse(u).ok()) {
+        if let Some(password) = parsed.password() {
+            let decoded = percent_encoding::percent_decode_str(password)
+                .decode_utf8_lossy()
+                .into_owned();
+            env.push(("PGPASSWORD".to_string(), decoded));
+        }
+        for (k, v) in parsed.query_pairs() {
+            if k == "sslmode" {
+                env.push(("PGSSLMODE".to_string(), v.into_owned()));
+            }
+        }
+    }
+    env
+}

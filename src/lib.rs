@@ -15,27 +15,39 @@
 //!   ├── procedures         calling api functions from their catalog signature
 //!   ├── report             read-only reports through the api functions
 //!   ├── audit              verifying the hash chain of the audit log
+//!   ├── backup, backups    taking backups; listing and verifying them
 //!   └── bench              throughput measurements with a baseline in the same run
 //!         │
-//!         └── config, db, exit, logging, output, scram   (infrastructure)
+//!         └── pipeline, storage, catalog, crypto,     (infrastructure)
+//!             config, db, exit, logging, output, scram
 //! ```
+//!
+//! `pipeline` (byte-stream stages) knows nothing of S3; `storage` (object
+//! stores) knows nothing of manifests; `catalog` is the repository layout
+//! and manifest format.
 //!
 //! `config` merges flags, environment and the TOML file once, without I/O
 //! beyond reading that file, into typed settings passed explicitly to each
 //! command. `exit` holds every exit code in one place.
 
 pub mod audit;
+pub mod backup;
+pub mod backups;
 pub mod bench;
+pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod exit;
 pub mod logging;
 pub mod output;
+pub mod pipeline;
 pub mod procedures;
 pub mod provision;
 pub mod report;
 pub mod scram;
 pub mod seed;
+pub mod storage;
 pub mod users;

@@ -2,6 +2,8 @@
 //! the result. Returns the exit code on success; errors carry theirs.
 
 mod audit;
+mod backup;
+mod backups;
 mod bench;
 mod call;
 mod provision;
@@ -22,6 +24,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Call(args) => call::run(&settings, args).await,
         Command::Audit(cmd) => audit::run(&settings, cmd).await,
         Command::Bench(cmd) => bench::run(&settings, cmd).await,
+        Command::Backup(args) => backup::run(&settings, args).await,
+        Command::Backups(cmd) => backups::run(&settings, cmd).await,
     }
 }
 
@@ -29,4 +33,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
 pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<sqlx::PgConnection> {
     let opts = settings.connect_options()?;
     Ok(crate::db::connect(&opts).await?)
+}
+
+/// The repository, for writing.
+pub(crate) async fn repository(
+    settings: &Settings,
+) -> anyhow::Result<Box<dyn crate::storage::WriteStore>> {
+    let url = settings.repo.as_deref().ok_or_else(|| {
+        crate::exit::usage("no backup repository: set --repo or STOCKOPS_REPO (s3://BUCKET/PREFIX or file:///PATH)")
+    })?;
+    let opts = crate::storage::S3Options {
+        path_style: settings.s3_path_style,
+        concurrency: settings.upload_concurrency,
+    };
+    crate::storage::open(url, &opts)
+        .await
+        .map_err(|e| crate::exit::usage(format!("{e:#}")))
 }

@@ -1,0 +1,364 @@
+//! Reading the repository: which backups exist, and whether one is intact.
+//! Everything here takes a [`ReadStore`]: it cannot delete or change a backup.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use tokio_util::io::SyncIoBridge;
+
+use crate::catalog::{self, Manifest, Metadata};
+use crate::crypto::Identities;
+use crate::exit;
+use crate::pipeline::{self, Digest};
+use crate::storage::{ReadStore, StoreError};
+
+/// One backup directory in the repository.
+#[derive(Debug, Serialize)]
+pub struct Listing {
+    pub id: String,
+    /// A manifest exists: the backup is complete.
+    pub complete: bool,
+    pub objects: usize,
+    pub stored_bytes: u64,
+    pub manifest: Option<Manifest>,
+}
+
+/// Every backup id in the repository, oldest first, complete or not.
+pub async fn list(store: &dyn ReadStore) -> anyhow::Result<Vec<Listing>> {
+    let mut by_id: BTreeMap<String, (usize, u64, bool)> = BTreeMap::new();
+    for o in store.list(catalog::PREFIX).await? {
+        let rest = &o.key[catalog::PREFIX.len()..];
+        if let Some((id, name)) = rest.split_once('/') {
+            let e = by_id.entry(id.to_string()).or_default();
+            e.0 += 1;
+            e.1 += o.size;
+            e.2 |= name == catalog::MANIFEST;
+        }
+    }
+    let mut out = Vec::new();
+    for (id, (objects, stored_bytes, has_manifest)) in by_id {
+        let manifest = if has_manifest {
+            Some(manifest(store, &id).await?)
+        } else {
+            None
+        };
+        out.push(Listing {
+            id,
+            complete: manifest.is_some(),
+            objects,
+            stored_bytes,
+            manifest,
+        });
+    }
+    out.sort_by(|a, b| {
+        let ta = a.manifest.as_ref().map(|m| m.snapshot_at);
+        let tb = b.manifest.as_ref().map(|m| m.snapshot_at);
+        ta.cmp(&tb).then(a.id.cmp(&b.id))
+    });
+    Ok(out)
+}
+
+/// A backup's manifest.
+pub async fn manifest(store: &dyn ReadStore, id: &str) -> anyhow::Result<Manifest> {
+    let key = catalog::key(id, catalog::MANIFEST);
+    let bytes = match store.get(&key).await {
+        Ok(b) => b,
+        Err(StoreError::NotFound(_)) => {
+            return Err(exit::Coded::new(
+                exit::FAILURE,
+                format!(
+                    "backup {id} has no manifest in {}: it is incomplete or does not exist",
+                    store.describe()
+                ),
+            )
+            .into())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let m: Manifest =
+        serde_json::from_slice(&bytes).with_context(|| format!("{key} is not a valid manifest"))?;
+    if m.format != catalog::FORMAT {
+        bail!(
+            "{key} has format {}, this stockops reads format {}",
+            m.format,
+            catalog::FORMAT
+        );
+    }
+    Ok(m)
+}
+
+/// `ID` or `latest` (the complete backup with the newest snapshot).
+pub async fn resolve(store: &dyn ReadStore, id: &str) -> anyhow::Result<Manifest> {
+    if id == "latest" {
+        let all = list(store).await?;
+        return all
+            .into_iter()
+            .rev()
+            .find_map(|l| l.manifest)
+            .ok_or_else(|| {
+                exit::Coded::new(
+                    exit::FAILURE,
+                    format!("no complete backup in {}", store.describe()),
+                )
+                .into()
+            });
+    }
+    if !catalog::is_id(id) {
+        return Err(exit::usage(format!(
+            "{id:?} is not a backup id (YYYYMMDDTHHMMSSZ-xxxx) nor `latest`"
+        )));
+    }
+    manifest(store, id).await
+}
+
+/// What verification found, object by object.
+#[derive(Debug, Serialize)]
+pub struct Verification {
+    pub id: String,
+    /// Decrypted and checked the plaintext too.
+    pub deep: bool,
+    pub checks: Vec<Check>,
+    pub tables: Option<usize>,
+    pub toc_entries: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub object: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Verification {
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+}
+
+/// Check every object's stored size and SHA-256; with identities, also
+/// decrypt, decompress, compare the plaintext digests and list the archive.
+pub async fn verify(
+    store: &dyn ReadStore,
+    m: &Manifest,
+    identities: Option<&Identities>,
+) -> anyhow::Result<Verification> {
+    let mut checks = Vec::new();
+    for o in &m.objects {
+        checks.push(check_stored(store, &o.name, &o.key, &o.stored).await);
+    }
+    let mut v = Verification {
+        id: m.id.clone(),
+        deep: identities.is_some(),
+        checks,
+        tables: None,
+        toc_entries: None,
+    };
+    let Some(ids) = identities else {
+        return Ok(v);
+    };
+    if !v.ok() {
+        return Ok(v);
+    }
+    let meta = metadata(store, m, ids).await?;
+    v.tables = Some(meta.tables.len());
+    let globals = m
+        .object("globals")
+        .context("the manifest lists no globals object")?;
+    let (plain, _) = open_object(store, &globals.key, ids, io::sink()).await?;
+    v.checks.push(compare(
+        "globals (plaintext)",
+        &plain.plain,
+        &meta.globals.plain,
+    ));
+    let data = m
+        .object("data")
+        .context("the manifest lists no data object")?;
+    let (listing, digests) = list_archive(store, &data.key, ids, &m.server_version).await?;
+    v.checks.push(compare(
+        "data (plaintext)",
+        &digests.plain,
+        &meta.data.plain,
+    ));
+    v.checks.push(compare(
+        "data (compressed)",
+        &digests.compressed,
+        &meta.data.compressed,
+    ));
+    match listing {
+        Ok(entries) => {
+            v.toc_entries = Some(entries);
+            v.checks.push(Check {
+                object: "data (archive)".into(),
+                ok: entries > 0,
+                detail: format!("pg_restore lists {entries} entries"),
+            });
+        }
+        Err(e) => v.checks.push(Check {
+            object: "data (archive)".into(),
+            ok: false,
+            detail: e,
+        }),
+    }
+    Ok(v)
+}
+
+fn compare(object: &str, got: &Digest, want: &Digest) -> Check {
+    let ok = got == want;
+    let detail = if ok {
+        format!("{} bytes, sha256 {}", got.bytes, &got.sha256[..16])
+    } else {
+        format!(
+            "{} bytes sha256 {} where the backup recorded {} bytes sha256 {}",
+            got.bytes, got.sha256, want.bytes, want.sha256
+        )
+    };
+    Check {
+        object: object.into(),
+        ok,
+        detail,
+    }
+}
+
+async fn check_stored(store: &dyn ReadStore, name: &str, key: &str, want: &Digest) -> Check {
+    let fail = |detail: String| Check {
+        object: name.to_string(),
+        ok: false,
+        detail,
+    };
+    match store.head(key).await {
+        Ok(None) => return fail(format!("{key} is missing")),
+        Err(e) => return fail(format!("{key}: {e}")),
+        Ok(Some(info)) if info.size != want.bytes => {
+            return fail(format!(
+                "{key} holds {} bytes, the manifest records {}",
+                info.size, want.bytes
+            ))
+        }
+        Ok(Some(_)) => {}
+    }
+    let reader = match store.open(key).await {
+        Ok(r) => r,
+        Err(e) => return fail(format!("{key}: {e}")),
+    };
+    let got =
+        tokio::task::spawn_blocking(move || pipeline::digest(SyncIoBridge::new(reader))).await;
+    match got {
+        Ok(Ok(d)) => compare(name, &d, want),
+        Ok(Err(e)) => fail(format!("reading {key}: {e}")),
+        Err(e) => fail(format!("reading {key}: {e}")),
+    }
+}
+
+/// Decrypt an object into `out`; the error names the recipients on no match.
+async fn open_object<W: Write + Send + 'static>(
+    store: &dyn ReadStore,
+    key: &str,
+    ids: &Identities,
+    out: W,
+) -> anyhow::Result<(pipeline::Digests, W)> {
+    let reader = store.open(key).await?;
+    let ids = ids.clone();
+    let key2 = key.to_string();
+    tokio::task::spawn_blocking(move || {
+        let (w, d) = pipeline::open(SyncIoBridge::new(reader), out, &ids)
+            .map_err(|e| anyhow::anyhow!("{key2}: {e}"))?;
+        anyhow::Ok((d, w))
+    })
+    .await?
+}
+
+/// The decrypted metadata of a backup.
+pub async fn metadata(
+    store: &dyn ReadStore,
+    m: &Manifest,
+    ids: &Identities,
+) -> anyhow::Result<Metadata> {
+    let o = m
+        .object("metadata")
+        .context("the manifest lists no metadata object")?;
+    let (_, bytes) = open_object(store, &o.key, ids, Vec::new())
+        .await
+        .map_err(|e| no_match(e, m, ids))?;
+    serde_json::from_slice(&bytes).context("the backup's metadata is not valid JSON")
+}
+
+/// Turn age's "no matching keys" into a message naming both sides.
+pub fn no_match(e: anyhow::Error, m: &Manifest, ids: &Identities) -> anyhow::Error {
+    if e.to_string().contains("No matching keys") || e.to_string().contains("no matching keys") {
+        return exit::Coded::new(
+            exit::FAILURE,
+            format!(
+                "no identity matches the recipients of backup {}: it was encrypted to {}, the identity file holds {}",
+                m.id,
+                m.recipients.join(", "),
+                ids.public().join(", ")
+            ),
+        )
+        .into();
+    }
+    e
+}
+
+/// A writer that feeds a child until it stops reading, then discards.
+struct Feed<W> {
+    inner: Option<W>,
+}
+
+impl<W: Write> Write for Feed<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(w) = self.inner.as_mut() {
+            match w.write_all(buf) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.inner = None,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Decrypt the data object into `pg_restore -l`; returns its entry count (or
+/// its complaint) and the digests of the whole stream.
+async fn list_archive(
+    store: &dyn ReadStore,
+    key: &str,
+    ids: &Identities,
+    server_version: &str,
+) -> anyhow::Result<(Result<usize, String>, pipeline::Digests)> {
+    let major: u32 = server_version
+        .split('.')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    let mut child = Command::new(crate::backup::tool(major, "pg_restore"))
+        .arg("--list")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting pg_restore (is the PostgreSQL client installed?)")?;
+    let stdin = child.stdin.take().expect("piped");
+    let (digests, feed) = open_object(store, key, ids, Feed { inner: Some(stdin) }).await?;
+    drop(feed);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+    let listing = if out.status.success() {
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with(';') && !l.trim().is_empty())
+            .count())
+    } else {
+        Err(format!(
+            "pg_restore --list failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    };
+    Ok((listing, digests))
+}

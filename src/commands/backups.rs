@@ -1,0 +1,141 @@
+//! `stockops backups list|show|verify`.
+
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+
+use crate::backups;
+use crate::cli::BackupsCommand;
+use crate::config::Settings;
+use crate::crypto::Identities;
+use crate::exit;
+
+pub async fn run(settings: &Settings, cmd: BackupsCommand) -> anyhow::Result<u8> {
+    let store = super::repository(settings).await?;
+    let store = store.as_ref();
+    match cmd {
+        BackupsCommand::List(args) => {
+            let all = backups::list(store).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+                return Ok(exit::SUCCESS);
+            }
+            let mut table = Table::new();
+            table.load_preset(UTF8_BORDERS_ONLY);
+            table.set_header(["id", "state", "snapshot (UTC)", "database", "stored"]);
+            for l in &all {
+                let (snapshot, database) = l
+                    .manifest
+                    .as_ref()
+                    .map(|m| {
+                        (
+                            m.snapshot_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                            m.database.clone(),
+                        )
+                    })
+                    .unwrap_or_default();
+                let state = if l.complete {
+                    "complete"
+                } else {
+                    "INCOMPLETE (no manifest)"
+                };
+                table.add_row([
+                    l.id.clone(),
+                    state.into(),
+                    snapshot,
+                    database,
+                    format!("{:.1} MB", l.stored_bytes as f64 / 1e6),
+                ]);
+            }
+            println!("{table}");
+            println!(
+                "{} backup(s) in {}",
+                all.iter().filter(|l| l.complete).count(),
+                store.describe()
+            );
+        }
+        BackupsCommand::Show(args) => {
+            let m = backups::resolve(store, &args.id).await?;
+            let identities = settings
+                .identity_file
+                .as_deref()
+                .map(|p| Identities::load(Some(p)))
+                .transpose()?;
+            let meta = match &identities {
+                Some(ids) => Some(backups::metadata(store, &m, ids).await?),
+                None => None,
+            };
+            if args.json {
+                let out = serde_json::json!({ "manifest": m, "metadata": meta });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                return Ok(exit::SUCCESS);
+            }
+            println!("backup      {}", m.id);
+            println!(
+                "database    {} (PostgreSQL {})",
+                m.database, m.server_version
+            );
+            println!(
+                "snapshot    {} (started {}, finished {})",
+                m.snapshot_at, m.started_at, m.finished_at
+            );
+            println!("encrypted   to {}", m.recipients.join(", "));
+            println!("compression {}", m.compression);
+            for o in &m.objects {
+                println!(
+                    "object      {:<9} {:>12} bytes  sha256 {}",
+                    o.name, o.stored.bytes, o.stored.sha256
+                );
+            }
+            match meta {
+                Some(meta) => {
+                    println!("audit head  {}", meta.audit_head.as_deref().unwrap_or("(no audit schema)"));
+                    println!("dump        {} bytes by {}", meta.data.plain.bytes, meta.pg_dump_version);
+                    for t in &meta.tables {
+                        println!("table       {}.{}: {} rows", t.schema, t.table, t.rows);
+                    }
+                }
+                None => println!("(give --identity-file to see the encrypted metadata: tables, row counts, audit head)"),
+            }
+        }
+        BackupsCommand::Verify(args) => {
+            let m = backups::resolve(store, &args.id).await?;
+            let identities = settings
+                .identity_file
+                .as_deref()
+                .map(|p| Identities::load(Some(p)))
+                .transpose()?;
+            let v = backups::verify(store, &m, identities.as_ref()).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for c in &v.checks {
+                    println!(
+                        "{} {:<20} {}",
+                        if c.ok { "ok  " } else { "FAIL" },
+                        c.object,
+                        c.detail
+                    );
+                }
+            }
+            if !v.ok() {
+                let first = v.checks.iter().find(|c| !c.ok).expect("a failed check");
+                return Err(exit::Coded::new(
+                    exit::FAILURE,
+                    format!(
+                        "backup {} does not verify: {}: {}",
+                        v.id, first.object, first.detail
+                    ),
+                )
+                .into());
+            }
+            if !args.json {
+                let depth = if v.deep {
+                    "decrypted, plaintext and archive checked"
+                } else {
+                    "stored bytes checked (no identity given)"
+                };
+                println!("backup {} verified: {depth}", v.id);
+            }
+        }
+    }
+    Ok(exit::SUCCESS)
+}
