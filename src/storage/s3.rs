@@ -360,8 +360,35 @@ impl Upload for S3Upload {
 
     async fn complete(mut self: Box<Self>) -> Result<ObjectInfo> {
         if self.next == 1 {
-            // S3 needs at least one part; an empty last part is allowed.
-            self.part(Vec::new()).await?;
+            // No part at all: several servers refuse an empty part, so the
+            // multipart upload is dropped for a plain empty object.
+            let (client, bucket, full, id) = (
+                self.client.clone(),
+                self.bucket.clone(),
+                self.full.clone(),
+                self.upload_id.clone(),
+            );
+            client
+                .abort_multipart_upload()
+                .bucket(&bucket)
+                .key(&full)
+                .upload_id(&id)
+                .send()
+                .await
+                .map_err(|e| self.err(DisplayErrorContext(e)))?;
+            client
+                .put_object()
+                .bucket(&bucket)
+                .key(&full)
+                .body(ByteStream::from(Vec::new()))
+                .send()
+                .await
+                .map_err(|e| self.err(DisplayErrorContext(e)))?;
+            return Ok(ObjectInfo {
+                key: self.key.clone(),
+                size: 0,
+                modified: None,
+            });
         }
         while !self.inflight.is_empty() {
             self.join_one().await?;

@@ -109,28 +109,24 @@ impl TestDb {
 }
 
 pub fn stockops(args: &[&str], url: Option<&str>, stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stockops"));
-    cmd.args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("STOCKOPS_CONFIG")
-        .env_remove("STOCKOPS_REPO")
-        .env("STOCKOPS_LOG", "warn")
+    stockops_env(args, url, stdin, &[])
+}
+
+/// The binary with extra environment variables.
+pub fn stockops_env(
+    args: &[&str],
+    url: Option<&str>,
+    stdin: Option<&str>,
+    env: &[(String, String)],
+) -> Output {
+    let mut child = command(args, url, env)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
             Stdio::null()
         })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("PG") {
-            cmd.env_remove(key);
-        }
-    }
-    if let Some(url) = url {
-        cmd.env("DATABASE_URL", url);
-    }
-    let mut child = cmd.spawn().expect("spawn stockops");
+        .spawn()
+        .expect("spawn stockops");
     if let Some(input) = stdin {
         child
             .stdin
@@ -140,6 +136,29 @@ pub fn stockops(args: &[&str], url: Option<&str>, stdin: Option<&str>) -> Output
             .unwrap();
     }
     child.wait_with_output().expect("wait for stockops")
+}
+
+/// A prepared command: clean environment, captured output.
+pub fn command(args: &[&str], url: Option<&str>, env: &[(String, String)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stockops"));
+    cmd.args(args)
+        .env("STOCKOPS_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars() {
+        let ours = key.starts_with("STOCKOPS_") && key != "STOCKOPS_LOG";
+        if key.starts_with("PG") || key.starts_with("AWS_") || ours || key == "DATABASE_URL" {
+            cmd.env_remove(key);
+        }
+    }
+    if let Some(url) = url {
+        cmd.env("DATABASE_URL", url);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
 }
 
 pub fn stdout(out: &Output) -> String {
@@ -204,4 +223,47 @@ pub async fn drop_role(name: &str) {
         .execute(&mut admin)
         .await
         .unwrap();
+}
+
+/// The S3 server of `scripts/testenv.sh`, as the AWS SDK's environment.
+pub fn s3_env() -> Vec<(String, String)> {
+    let get = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| {
+            panic!("{k} is not set: these tests need the S3 server of `scripts/testenv.sh up` (run `make test`)")
+        })
+    };
+    vec![
+        ("AWS_ENDPOINT_URL".into(), get("STOCKOPS_TEST_S3_ENDPOINT")),
+        ("AWS_REGION".into(), get("STOCKOPS_TEST_S3_REGION")),
+        (
+            "AWS_ACCESS_KEY_ID".into(),
+            get("STOCKOPS_TEST_S3_ACCESS_KEY_ID"),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".into(),
+            get("STOCKOPS_TEST_S3_SECRET_ACCESS_KEY"),
+        ),
+        ("STOCKOPS_S3_PATH_STYLE".into(), "true".into()),
+    ]
+}
+
+pub fn s3_bucket() -> String {
+    std::env::var("STOCKOPS_TEST_S3_BUCKET")
+        .expect("STOCKOPS_TEST_S3_BUCKET is set by scripts/testenv.sh")
+}
+
+/// Put the S3 environment into this test process (each test is its own process).
+pub fn use_s3_env() {
+    for (k, v) in s3_env() {
+        std::env::set_var(k, v);
+    }
+}
+
+/// A fresh directory for this test.
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("stockops-it-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

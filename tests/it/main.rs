@@ -8,10 +8,12 @@
 mod common;
 
 mod audit;
+mod backup;
 mod cli;
 mod privileges;
 mod procedures;
 mod provision;
 mod rls;
 mod seed;
+mod storage;
 mod users;
