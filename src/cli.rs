@@ -398,6 +398,33 @@ pub enum BackupsCommand {
     /// Check stored sizes and checksums; with --identity-file also decrypt,
     /// check the plaintext and list the archive.
     Verify(BackupIdArgs),
+    /// Apply the retention policy and clear what crashed runs left.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Keep the newest N backups.
+    #[arg(long, default_value_t = 0)]
+    pub keep_last: usize,
+    /// Keep the newest backup of each of the last N days that have one.
+    #[arg(long, default_value_t = 0)]
+    pub keep_daily: usize,
+    /// Keep the newest backup of each of the last N ISO weeks that have one.
+    #[arg(long, default_value_t = 0)]
+    pub keep_weekly: usize,
+    /// Keep the newest backup of each of the last N months that have one.
+    #[arg(long, default_value_t = 0)]
+    pub keep_monthly: usize,
+    /// Incomplete backups and uploads younger than this many hours may still be running: left alone.
+    #[arg(long, default_value_t = 24)]
+    pub grace_hours: u64,
+    /// Print the plan, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

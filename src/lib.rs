@@ -46,6 +46,7 @@ pub mod output;
 pub mod pipeline;
 pub mod procedures;
 pub mod provision;
+pub mod prune;
 pub mod report;
 pub mod scram;
 pub mod seed;

@@ -7,6 +7,7 @@ use crate::cli::BackupsCommand;
 use crate::config::Settings;
 use crate::crypto::Identities;
 use crate::exit;
+use crate::prune;
 
 pub async fn run(settings: &Settings, cmd: BackupsCommand) -> anyhow::Result<u8> {
     let store = super::repository(settings).await?;
@@ -134,6 +135,48 @@ pub async fn run(settings: &Settings, cmd: BackupsCommand) -> anyhow::Result<u8>
                     "stored bytes checked (no identity given)"
                 };
                 println!("backup {} verified: {depth}", v.id);
+            }
+        }
+        BackupsCommand::Prune(args) => {
+            let policy = prune::Policy {
+                keep_last: args.keep_last,
+                keep_daily: args.keep_daily,
+                keep_weekly: args.keep_weekly,
+                keep_monthly: args.keep_monthly,
+            };
+            let plan = prune::make_plan(
+                store,
+                policy,
+                std::time::Duration::from_secs(args.grace_hours * 3600),
+            )
+            .await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                for d in &plan.backups {
+                    let when = d
+                        .snapshot_at
+                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_else(|| "-".into());
+                    let action = if d.keep {
+                        "keep  "
+                    } else if args.dry_run {
+                        "would delete"
+                    } else {
+                        "delete"
+                    };
+                    println!("{action} {}  {when}  {}", d.id, d.reasons.join(", "));
+                }
+                for u in &plan.stale_uploads {
+                    println!(
+                        "{} stale upload {u}",
+                        if args.dry_run { "would abort" } else { "abort" }
+                    );
+                }
+            }
+            if !args.dry_run {
+                let (deleted, aborted) = prune::apply(store, &plan).await?;
+                eprintln!("pruned {deleted} backup(s), aborted {aborted} stale upload(s)");
             }
         }
     }

@@ -173,10 +173,19 @@ impl WriteStore for FileStore {
     async fn delete(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
         match tokio::fs::remove_file(&path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(self.err(format!("{}: {e}", path.display()))),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.err(format!("{}: {e}", path.display()))),
         }
+        // Remove directories the deletion emptied, up to the root.
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| *d != self.root && d.starts_with(&self.root)) {
+            if tokio::fs::remove_dir(d).await.is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(())
     }
 
     async fn incomplete_uploads(&self) -> Result<Vec<Incomplete>> {

@@ -317,6 +317,109 @@ async fn a_killed_backup_leaves_nothing_complete_and_no_lock() {
     let out = stockops_env(&["backups", "verify", "latest", "--json"], None, None, &env);
     assert_success(&out, "verify");
     assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
+    // Prune clears the leftovers and keeps the complete backup.
+    let out = stockops_env(
+        &["backups", "prune", "--keep-last", "5", "--grace-hours", "0"],
+        None,
+        None,
+        &env,
+    );
+    assert_success(&out, "prune");
+    assert!(
+        !walk(&repo_dir)
+            .iter()
+            .any(|p| p.to_string_lossy().contains(".partial-")),
+        "partial files remain"
+    );
+    let out = stockops_env(&["backups", "list", "--json"], None, None, &env);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![id.as_str()]);
+}
+
+#[tokio::test]
+async fn prune_keeps_exactly_what_the_policy_says_on_a_synthetic_history() {
+    let dir = temp_dir("bk_prune");
+    let repo_dir = dir.join("repo");
+    let repo = format!("file://{}", repo_dir.display());
+    // 120 days of one backup a day at 01:00, as manifests with a stand-in data object.
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    for d in 0..120 {
+        let day = start + chrono::Days::new(d);
+        let at = format!("{day}T01:00:00Z");
+        let id = format!("{}-{:04x}", day.format("%Y%m%dT010000Z"), d);
+        let base = repo_dir.join(format!("backups/{id}"));
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::write(base.join("data.dump.zst.age"), b"stand-in").unwrap();
+        let manifest = serde_json::json!({
+            "format": 1, "id": id, "kind": "logical", "database": "db", "server_version": "15.0",
+            "stockops_version": "0", "started_at": at, "snapshot_at": at, "finished_at": at,
+            "recipients": [], "compression": "zstd level 3", "objects": []
+        });
+        std::fs::write(base.join("manifest.json"), manifest.to_string()).unwrap();
+    }
+    let env = vec![("STOCKOPS_REPO".to_string(), repo.clone())];
+    let args = [
+        "backups",
+        "prune",
+        "--keep-daily",
+        "7",
+        "--keep-weekly",
+        "4",
+        "--keep-monthly",
+        "3",
+        "--json",
+    ];
+    let mut dry: Vec<&str> = args.to_vec();
+    dry.push("--dry-run");
+    let out = stockops_env(&dry, None, None, &env);
+    assert_success(&out, "prune --dry-run");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut kept: Vec<String> = plan["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["keep"] == true)
+        .map(|d| d["snapshot_at"].as_str().unwrap()[..10].to_string())
+        .collect();
+    kept.sort();
+    // Last day 2026-04-30 (Thursday). Daily: 04-24..04-30. Weekly (ISO, newest of
+    // each): W18 04-30, W17 04-26, W16 04-19, W15 04-12. Monthly: 04-30, 03-31, 02-28.
+    assert_eq!(
+        kept,
+        [
+            "2026-02-28",
+            "2026-03-31",
+            "2026-04-12",
+            "2026-04-19",
+            "2026-04-24",
+            "2026-04-25",
+            "2026-04-26",
+            "2026-04-27",
+            "2026-04-28",
+            "2026-04-29",
+            "2026-04-30"
+        ]
+    );
+    assert_eq!(
+        std::fs::read_dir(repo_dir.join("backups")).unwrap().count(),
+        120,
+        "--dry-run deletes nothing"
+    );
+    let out = stockops_env(&args, None, None, &env);
+    assert_success(&out, "prune");
+    assert_eq!(
+        std::fs::read_dir(repo_dir.join("backups")).unwrap().count(),
+        11
+    );
+    // Without a policy, prune refuses rather than guess.
+    let out = stockops_env(&["backups", "prune"], None, None, &env);
+    assert_code(&out, 2, "prune without a policy");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -1,0 +1,306 @@
+//! `stockops backups prune`: a retention policy applied to the complete
+//! backups, ordered by their manifests' snapshot times, plus the cleanup of
+//! what crashed runs left behind.
+//!
+//! The policy reads like restic's `forget`: keep the newest N backups, and
+//! the newest backup of each of the last N days, ISO weeks and months that
+//! have one. Every backup in the plan carries the reasons it is kept. The
+//! newest complete backup is always kept, whatever the policy says.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Datelike, Utc};
+use serde::Serialize;
+
+use crate::backups::Listing;
+use crate::catalog;
+use crate::exit;
+use crate::storage::{Incomplete, WriteStore};
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Policy {
+    pub keep_last: usize,
+    pub keep_daily: usize,
+    pub keep_weekly: usize,
+    pub keep_monthly: usize,
+}
+
+impl Policy {
+    pub fn is_empty(&self) -> bool {
+        self.keep_last + self.keep_daily + self.keep_weekly + self.keep_monthly == 0
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub id: String,
+    pub snapshot_at: Option<DateTime<Utc>>,
+    pub keep: bool,
+    /// Why it is kept, or why it goes.
+    pub reasons: Vec<String>,
+}
+
+/// What prune will do.
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    pub backups: Vec<Decision>,
+    /// Upload leftovers (multipart uploads, partial files) old enough to abort.
+    pub stale_uploads: Vec<String>,
+    #[serde(skip)]
+    stale: Vec<Incomplete>,
+}
+
+/// Decide, for complete backups, which the policy keeps; incomplete ones
+/// (no manifest) go once older than `grace`.
+pub fn plan(
+    listings: &[Listing],
+    policy: Policy,
+    now: DateTime<Utc>,
+    grace: chrono::Duration,
+) -> Vec<Decision> {
+    let mut complete: Vec<(&Listing, DateTime<Utc>)> = listings
+        .iter()
+        .filter_map(|l| l.manifest.as_ref().map(|m| (l, m.snapshot_at)))
+        .collect();
+    complete.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.id.cmp(&a.0.id)));
+    let mut reasons: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (i, (l, _)) in complete.iter().enumerate() {
+        if i < policy.keep_last {
+            reasons
+                .entry(&l.id)
+                .or_default()
+                .push(format!("last {}", policy.keep_last));
+        }
+    }
+    let buckets: [(usize, &str, fn(&DateTime<Utc>) -> String); 3] = [
+        (policy.keep_daily, "daily", |t| {
+            t.format("%Y-%m-%d").to_string()
+        }),
+        (policy.keep_weekly, "weekly", |t| {
+            format!("{}-W{:02}", t.iso_week().year(), t.iso_week().week())
+        }),
+        (policy.keep_monthly, "monthly", |t| {
+            t.format("%Y-%m").to_string()
+        }),
+    ];
+    for (n, name, bucket) in buckets {
+        let mut seen = BTreeSet::new();
+        for (l, at) in &complete {
+            if seen.len() >= n {
+                break;
+            }
+            let b = bucket(at);
+            if seen.insert(b.clone()) {
+                reasons
+                    .entry(&l.id)
+                    .or_default()
+                    .push(format!("{name} {b}"));
+            }
+        }
+    }
+    if let Some((newest, _)) = complete.first() {
+        reasons
+            .entry(&newest.id)
+            .or_default()
+            .push("newest complete backup (always kept)".into());
+    }
+    let mut out: Vec<Decision> = complete
+        .iter()
+        .map(|(l, at)| {
+            let why = reasons.remove(l.id.as_str());
+            Decision {
+                id: l.id.clone(),
+                snapshot_at: Some(*at),
+                keep: why.is_some(),
+                reasons: why.unwrap_or_else(|| vec!["not kept by the policy".into()]),
+            }
+        })
+        .collect();
+    for l in listings.iter().filter(|l| l.manifest.is_none()) {
+        let started = id_time(&l.id);
+        let old = started.is_none_or(|t| now - t > grace);
+        out.push(Decision {
+            id: l.id.clone(),
+            snapshot_at: None,
+            keep: !old,
+            reasons: vec![if old {
+                "incomplete (no manifest): a crashed or failed run".into()
+            } else {
+                "incomplete and recent: may still be running".into()
+            }],
+        });
+    }
+    out.sort_by(|a, b| b.id.cmp(&a.id));
+    out
+}
+
+/// The start time an id encodes.
+fn id_time(id: &str) -> Option<DateTime<Utc>> {
+    chrono::NaiveDateTime::parse_from_str(id.get(..16)?, "%Y%m%dT%H%M%SZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// Build the full plan against the repository.
+pub async fn make_plan(
+    store: &dyn WriteStore,
+    policy: Policy,
+    grace: Duration,
+) -> anyhow::Result<Plan> {
+    if policy.is_empty() {
+        return Err(exit::usage(
+            "give a retention policy (--keep-last, --keep-daily, --keep-weekly, --keep-monthly); prune never guesses one",
+        ));
+    }
+    let listings = crate::backups::list(store).await?;
+    let grace_c = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::hours(24));
+    let backups = plan(&listings, policy, Utc::now(), grace_c);
+    let cutoff = SystemTime::now() - grace;
+    let stale: Vec<Incomplete> = store
+        .incomplete_uploads()
+        .await?
+        .into_iter()
+        .filter(|u| u.started.is_none_or(|t| t < cutoff))
+        .collect();
+    Ok(Plan {
+        backups,
+        stale_uploads: stale.iter().map(|u| u.key.clone()).collect(),
+        stale,
+    })
+}
+
+/// Carry the plan out. A backup loses its manifest first, so that an
+/// interrupted prune leaves an incomplete backup, never a broken complete one.
+pub async fn apply(store: &dyn WriteStore, plan: &Plan) -> anyhow::Result<(usize, usize)> {
+    let mut deleted = 0;
+    for d in plan.backups.iter().filter(|d| !d.keep) {
+        let prefix = format!("{}{}/", catalog::PREFIX, d.id);
+        let mut objects: Vec<String> = store
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        objects.sort_by_key(|k| !k.ends_with(catalog::MANIFEST));
+        for key in objects {
+            store.delete(&key).await?;
+        }
+        deleted += 1;
+        tracing::info!(id = %d.id, "pruned");
+    }
+    for u in &plan.stale {
+        store.abort_incomplete(u).await?;
+    }
+    Ok((deleted, plan.stale.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Manifest;
+
+    fn listing(at: &str, complete: bool) -> Listing {
+        let t: DateTime<Utc> = at.parse().unwrap();
+        let id = crate::catalog::new_id(t);
+        let manifest = complete.then(|| Manifest {
+            format: 1,
+            id: id.clone(),
+            kind: "logical".into(),
+            database: "db".into(),
+            server_version: "15".into(),
+            stockops_version: "0".into(),
+            started_at: t,
+            snapshot_at: t,
+            finished_at: t,
+            recipients: vec![],
+            compression: String::new(),
+            objects: vec![],
+        });
+        Listing {
+            id,
+            complete,
+            objects: 1,
+            stored_bytes: 1,
+            manifest,
+        }
+    }
+
+    fn kept(d: &[Decision]) -> Vec<String> {
+        let mut v: Vec<String> = d
+            .iter()
+            .filter(|d| d.keep)
+            .filter_map(|d| d.snapshot_at)
+            .map(|t| t.format("%Y-%m-%d %H").to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn keeps_exactly_what_the_policy_says() {
+        // Two backups a day, 02:00 and 14:00, from 2026-01-01 to 2026-03-31.
+        let mut all = Vec::new();
+        let mut day = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        while day <= chrono::NaiveDate::from_ymd_opt(2026, 3, 31).unwrap() {
+            for h in [2, 14] {
+                all.push(listing(&format!("{day}T{h:02}:00:00Z"), true));
+            }
+            day = day.succ_opt().unwrap();
+        }
+        let now: DateTime<Utc> = "2026-04-01T00:00:00Z".parse().unwrap();
+        let policy = Policy {
+            keep_last: 3,
+            keep_daily: 4,
+            keep_weekly: 3,
+            keep_monthly: 3,
+        };
+        let d = plan(&all, policy, now, chrono::Duration::hours(24));
+        assert_eq!(
+            kept(&d),
+            vec![
+                "2026-01-31 14", // monthly 2026-01
+                "2026-02-28 14", // monthly 2026-02
+                "2026-03-22 14", // weekly 2026-W12
+                "2026-03-28 14", // daily
+                "2026-03-29 14", // daily, weekly 2026-W13
+                "2026-03-30 14", // daily
+                "2026-03-31 02", // last 3
+                "2026-03-31 14", // last 3, daily, weekly 2026-W14, monthly 2026-03, newest
+            ]
+        );
+        let newest = d
+            .iter()
+            .find(|x| {
+                x.snapshot_at.map(|t| t.to_rfc3339()) == Some("2026-03-31T14:00:00+00:00".into())
+            })
+            .unwrap();
+        assert!(newest.reasons.iter().any(|r| r.contains("newest")));
+        assert!(newest.reasons.iter().any(|r| r == "monthly 2026-03"));
+    }
+
+    #[test]
+    fn the_newest_complete_backup_survives_any_policy_and_incomplete_ones_wait() {
+        let all = vec![
+            listing("2026-01-01T00:00:00Z", true),
+            listing("2026-01-02T00:00:00Z", true),
+            listing("2026-01-02T06:00:00Z", false),
+            listing("2026-01-03T23:30:00Z", false),
+        ];
+        let now: DateTime<Utc> = "2026-01-04T00:00:00Z".parse().unwrap();
+        let d = plan(
+            &all,
+            Policy {
+                keep_monthly: 0,
+                keep_daily: 0,
+                keep_weekly: 0,
+                keep_last: 0,
+            },
+            now,
+            chrono::Duration::hours(24),
+        );
+        let keep: Vec<bool> = d.iter().map(|x| x.keep).collect();
+        // Sorted newest id first: recent incomplete (kept), old incomplete (deleted), newest complete (kept), oldest.
+        assert_eq!(keep, vec![true, false, true, false]);
+    }
+}
