@@ -51,6 +51,9 @@ pub struct Plan {
     stale: Vec<Incomplete>,
 }
 
+/// Names the period a snapshot time falls in.
+type Bucket = fn(&DateTime<Utc>) -> String;
+
 /// Decide, for complete backups, which the policy keeps; incomplete ones
 /// (no manifest) go once older than `grace`.
 pub fn plan(
@@ -73,7 +76,7 @@ pub fn plan(
                 .push(format!("last {}", policy.keep_last));
         }
     }
-    let buckets: [(usize, &str, fn(&DateTime<Utc>) -> String); 3] = [
+    let buckets: [(usize, &str, Bucket); 3] = [
         (policy.keep_daily, "daily", |t| {
             t.format("%Y-%m-%d").to_string()
         }),
