@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end on local defaults: servers, provision, seed, one
 # login per department and partner, the departments calling the audited
-# api, reports, and the audit log verified. Usage: scripts/demo.sh [SCALE]
+# api, reports, the audit log verified, and an encrypted backup taken to the
+# local S3 server, listed and verified. Usage: scripts/demo.sh [SCALE]
 #
 # Without DATABASE_URL it starts the local test servers (scripts/testenv.sh)
 # and works in a database of its own, stockops_demo, recreated on each run.
@@ -109,6 +110,29 @@ as_login demo_reporting "$STOCKOPS" report margins --by category
 step "stockops audit (as demo_audit)"
 as_login demo_audit "$STOCKOPS" audit tail -n 6
 as_login demo_audit "$STOCKOPS" audit verify
+
+step "stockops backup (as stockops_backup, the least-privileged backup role)"
+KEYS=$DEMO_DIR/keys
+mkdir -p "$KEYS"
+[ -f "$KEYS/identity.txt" ] || age-keygen -o "$KEYS/identity.txt" 2>/dev/null
+age-keygen -y "$KEYS/identity.txt" >"$KEYS/recipients.txt"
+echo "  backups are encrypted to $(cat "$KEYS/recipients.txt") (identity kept in $KEYS/identity.txt)"
+out=$("$STOCKOPS" users rotate-password stockops_backup)
+echo "$LOGIN_HOST:$LOGIN_PORT:$LOGIN_DB:stockops_backup:$(sed -n 's/^password (shown once, store it now): //p' <<<"$out")" >>"$PGPASS"
+if [ -z "${STOCKOPS_REPO:-}" ]; then
+    if [ -n "${STOCKOPS_TEST_S3_ENDPOINT:-}" ]; then
+        export STOCKOPS_REPO=s3://$STOCKOPS_TEST_S3_BUCKET/demo STOCKOPS_S3_PATH_STYLE=true
+        export AWS_ENDPOINT_URL=$STOCKOPS_TEST_S3_ENDPOINT AWS_REGION=$STOCKOPS_TEST_S3_REGION
+        export AWS_ACCESS_KEY_ID=$STOCKOPS_TEST_S3_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$STOCKOPS_TEST_S3_SECRET_ACCESS_KEY
+    else
+        export STOCKOPS_REPO=file://$DEMO_DIR/repo
+    fi
+fi
+export STOCKOPS_AGE_RECIPIENTS=$KEYS/recipients.txt
+as_login stockops_backup "$STOCKOPS" backup
+"$STOCKOPS" backups list
+STOCKOPS_AGE_IDENTITY=$KEYS/identity.txt "$STOCKOPS" backups verify latest
+"$STOCKOPS" backups prune --keep-last 3 --grace-hours 1 | sed 's/^/  /'
 
 step "least privilege, seen from the logins"
 as_login demo_sales psql -X -At "postgres://demo_sales@$LOGIN_HOST:$LOGIN_PORT/$LOGIN_DB" \
