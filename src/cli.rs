@@ -47,6 +47,14 @@ pub struct GlobalArgs {
     /// Use path-style S3 addressing (needed by most self-hosted S3 servers).
     #[arg(long, env = "STOCKOPS_S3_PATH_STYLE", global = true, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub s3_path_style: Option<bool>,
+    /// Seconds to wait for an S3 answer before retrying the request (default 60).
+    #[arg(
+        long,
+        env = "STOCKOPS_S3_TIMEOUT_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub s3_timeout_secs: Option<u64>,
     /// age recipients file, one age1... recipient a line (as `age -R`).
     #[arg(
         long,

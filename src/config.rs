@@ -18,6 +18,7 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub repo: Option<String>,
     pub s3_path_style: Option<bool>,
+    pub s3_timeout_secs: Option<u64>,
     pub recipients_file: Option<PathBuf>,
     pub identity_file: Option<PathBuf>,
 }
@@ -51,6 +52,8 @@ pub struct Settings {
     pub identity_file: Option<PathBuf>,
     /// S3 parts uploaded at once (set by `backup --upload-concurrency`).
     pub upload_concurrency: usize,
+    /// Seconds to wait for an S3 answer before the attempt is retried.
+    pub s3_timeout_secs: u64,
 }
 
 impl Settings {
@@ -71,6 +74,11 @@ impl Settings {
             recipients_file: args.recipients_file.clone().or(file.recipients_file),
             identity_file: args.identity_file.clone().or(file.identity_file),
             upload_concurrency: 2,
+            s3_timeout_secs: args
+                .s3_timeout_secs
+                .or(file.s3_timeout_secs)
+                .unwrap_or(60)
+                .max(1),
         }
     }
 

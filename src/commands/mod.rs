@@ -45,6 +45,7 @@ pub(crate) async fn repository(
     let opts = crate::storage::S3Options {
         path_style: settings.s3_path_style,
         concurrency: settings.upload_concurrency,
+        timeout: std::time::Duration::from_secs(settings.s3_timeout_secs),
     };
     crate::storage::open(url, &opts)
         .await

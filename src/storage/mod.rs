@@ -95,6 +95,9 @@ pub struct S3Options {
     pub path_style: bool,
     /// Parts uploaded at once.
     pub concurrency: usize,
+    /// How long to wait for an answer before the attempt counts as failed
+    /// (and is retried): a server that vanished must not hang a backup.
+    pub timeout: std::time::Duration,
 }
 
 impl Default for S3Options {
@@ -102,6 +105,7 @@ impl Default for S3Options {
         Self {
             path_style: false,
             concurrency: 2,
+            timeout: std::time::Duration::from_secs(60),
         }
     }
 }

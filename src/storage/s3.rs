@@ -8,10 +8,11 @@
 //! only where S3 requires them: several S3-compatible servers (Garage among
 //! them) reject the SDK's default CRC32 trailers and streaming signatures.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::DisplayErrorContext;
@@ -38,8 +39,15 @@ fn time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<SystemTime> {
 
 impl S3Store {
     pub async fn new(bucket: &str, prefix: &str, opts: &S3Options) -> anyhow::Result<Self> {
+        let t = opts.timeout;
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(t.min(Duration::from_secs(10)))
+            .read_timeout(t)
+            .operation_attempt_timeout(t * 10)
+            .build();
         let shared = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::standard().with_max_attempts(5))
+            .timeout_config(timeouts)
             .load()
             .await;
         if shared.region().is_none() {

@@ -93,7 +93,7 @@ async fn a_backup_restores_with_the_standard_tools_and_shows_no_business_data() 
         &repo,
         &S3Options {
             path_style: true,
-            concurrency: 2,
+            ..S3Options::default()
         },
     )
     .await

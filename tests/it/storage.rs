@@ -118,7 +118,7 @@ async fn s3_store_conforms() {
     let url = format!("s3://{}/conformance/{}", s3_bucket(), std::process::id());
     let opts = S3Options {
         path_style: true,
-        concurrency: 2,
+        ..S3Options::default()
     };
     let store = storage::open(&url, &opts).await.unwrap();
     conformance(store.as_ref()).await;
