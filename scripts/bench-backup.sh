@@ -58,6 +58,10 @@ for scale in "${SCALES[@]}"; do
     sh_bytes=$(stat -c %s "$WORK/shell.age"); rm -f "$WORK/shell.age"
     read -r file_s file_rss < <(measure "STOCKOPS_REPO=file://$WORK/repo $STOCKOPS backup")
     file_bytes=$(du -sb "$WORK/repo" | cut -f1); rm -rf "$WORK/repo"
+    read -r mt_s mt_rss < <(measure "STOCKOPS_REPO=file://$WORK/repo $STOCKOPS backup --zstd-workers 2")
+    mt_bytes=$(du -sb "$WORK/repo" | cut -f1); rm -rf "$WORK/repo"
+    read -r l6_s l6_rss < <(measure "STOCKOPS_REPO=file://$WORK/repo $STOCKOPS backup --zstd-level 6 --zstd-workers 2")
+    l6_bytes=$(du -sb "$WORK/repo" | cut -f1); rm -rf "$WORK/repo"
     read -r s3_s s3_rss < <(measure "STOCKOPS_REPO=s3://$STOCKOPS_TEST_S3_BUCKET/bench-$scale STOCKOPS_S3_PATH_STYLE=true $STOCKOPS backup --json > $WORK/s3.json")
     s3_bytes=$(sed -n 's/.*"bytes_stored": \([0-9]*\).*/\1/p' "$WORK/s3.json")
 
@@ -70,6 +74,8 @@ for scale in "${SCALES[@]}"; do
     row "pg_dump -Fc" "$fc_s" "$fc_bytes" "$fc_rss"
     row "pg_dump -Z0 | zstd -3 -T0 | age" "$sh_s" "$sh_bytes" "$sh_rss"
     row "stockops backup (file://)" "$file_s" "$file_bytes" "$file_rss"
+    row "  --zstd-workers 2" "$mt_s" "$mt_bytes" "$mt_rss"
+    row "  --zstd-level 6 --zstd-workers 2" "$l6_s" "$l6_bytes" "$l6_rss"
     row "stockops backup (Garage S3)" "$s3_s" "$s3_bytes" "$s3_rss"
     if command -v pgbackrest >/dev/null; then
         echo "# pgbackrest is installed but its stanza setup is not automated here yet"

@@ -88,8 +88,11 @@ pub struct TableFingerprint {
     pub schema: String,
     pub table: String,
     pub rows: i64,
-    /// Sum of a 64-bit hash of every row's text form (order-independent).
+    /// Sum of a 64-bit hash of every row (order-independent).
     pub fingerprint: String,
+    /// How rows were hashed: "record" (hash_record_extended) or "text" (hashtextextended of row::text).
+    #[serde(default)]
+    pub method: String,
 }
 
 /// The encrypted part of a backup's description.

@@ -380,7 +380,8 @@ pub struct BackupArgs {
     /// zstd level (1-19).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub zstd_level: i32,
-    /// zstd worker threads (default: the number of CPUs).
+    /// zstd worker threads (0: compress on the pipeline's thread; default 0 on
+    /// two CPUs or fewer, else all CPUs but one).
     #[arg(long)]
     pub zstd_workers: Option<u32>,
     /// Upload part size in MiB (S3 needs at least 5).

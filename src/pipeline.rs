@@ -114,6 +114,8 @@ pub fn seal<R: Read, W: Write>(
     let mut zstd = zstd::stream::write::Encoder::new(compressed, compression.level)?;
     if compression.workers > 0 {
         zstd.multithread(compression.workers)?;
+        // Small jobs bound the workers' buffers (zstd's default is 4 x the window).
+        zstd.set_parameter(zstd::stream::raw::CParameter::JobSize(2 << 20))?;
     }
     let mut plain = Hashing::new(io::sink());
     let mut buf = vec![0u8; CHUNK];

@@ -1,7 +1,14 @@
 //! Row counts and content fingerprints, computed the same way at backup time
 //! (in the dump's snapshot) and after a restore, so a restore can prove
 //! itself complete. A table's fingerprint is the sum of a 64-bit hash of
-//! each row's text form: independent of row order, sensitive to any change.
+//! each row: independent of row order, sensitive to any change.
+//!
+//! The hash is `hash_record_extended(row, 0)` (the column types' own hash
+//! functions: no text conversion, about twice as fast); a table with a column
+//! type that has no hash function (json, geometric types) falls back to
+//! `hashtextextended(row::text, 0)`. The method is recorded with the
+//! fingerprint. Both are PostgreSQL's own hash functions: compare
+//! fingerprints on the same major version.
 
 use sqlx::PgConnection;
 
@@ -27,21 +34,65 @@ pub async fn tables(conn: &mut PgConnection) -> anyhow::Result<Vec<TableFingerpr
     .await?;
     let mut out = Vec::with_capacity(list.len());
     for (schema, table) in list {
-        let (rows, fingerprint): (i64, String) = sqlx::query_as(&format!(
-            "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0)::text FROM ONLY {}.{} AS t",
-            ident(&schema),
-            ident(&table)
-        ))
-        .fetch_one(&mut *conn)
-        .await?;
-        out.push(TableFingerprint {
-            schema,
-            table,
-            rows,
-            fingerprint,
-        });
+        out.push(table_fingerprint(conn, schema, table).await?);
     }
     Ok(out)
+}
+
+/// The SQL that fingerprints one table by `method` ("record" or "text").
+pub fn query(schema: &str, table: &str, method: &str) -> String {
+    let hash = if method == "record" {
+        "hash_record_extended(t, 0)"
+    } else {
+        "hashtextextended(t::text, 0)"
+    };
+    format!(
+        "SELECT count(*), coalesce(sum({hash}), 0)::text FROM ONLY {}.{} AS t",
+        ident(schema),
+        ident(table)
+    )
+}
+
+/// One table, by record hashing when its column types allow, else by text.
+async fn table_fingerprint(
+    conn: &mut PgConnection,
+    schema: String,
+    table: String,
+) -> anyhow::Result<TableFingerprint> {
+    sqlx::raw_sql("SAVEPOINT stockops_fingerprint")
+        .execute(&mut *conn)
+        .await?;
+    let by_record: Result<(i64, String), sqlx::Error> =
+        sqlx::query_as(&query(&schema, &table, "record"))
+            .fetch_one(&mut *conn)
+            .await;
+    let (method, (rows, fingerprint)) = match by_record {
+        Ok(r) => {
+            sqlx::raw_sql("RELEASE SAVEPOINT stockops_fingerprint")
+                .execute(&mut *conn)
+                .await?;
+            ("record", r)
+        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42883") => {
+            sqlx::raw_sql("ROLLBACK TO SAVEPOINT stockops_fingerprint")
+                .execute(&mut *conn)
+                .await?;
+            (
+                "text",
+                sqlx::query_as(&query(&schema, &table, "text"))
+                    .fetch_one(&mut *conn)
+                    .await?,
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(TableFingerprint {
+        schema,
+        table,
+        rows,
+        fingerprint,
+        method: method.to_string(),
+    })
 }
 
 /// The audit chain's head (POSITION:HASH), if this database has the audit schema.

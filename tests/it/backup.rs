@@ -552,3 +552,34 @@ async fn verify_catches_flipped_truncated_and_missing_objects() {
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn tables_whose_types_cannot_be_hashed_are_fingerprinted_by_text() {
+    let db = seeded("bk_fpmethod", "0.02").await;
+    let mut admin = db.admin().await;
+    sqlx::raw_sql(
+        "CREATE TABLE public.field_notes (id int PRIMARY KEY, doc json, at point);
+         INSERT INTO public.field_notes SELECT g, json_build_object('n', g), point(g, g) FROM generate_series(1, 50) g;",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let dir = temp_dir("bk_fpmethod");
+    let keys = Keys::new(&dir);
+    let repo = format!("file://{}", dir.join("repo").display());
+    let env = job_env(&repo, &keys);
+    let id = backup(&db, &env);
+    let out = stockops_env(
+        &["backups", "show", &id, "--json"],
+        None,
+        None,
+        &with_identity(env, &keys),
+    );
+    assert_success(&out, "show");
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tables = shown["metadata"]["tables"].as_array().unwrap();
+    let find = |name: &str| tables.iter().find(|t| t["table"] == name).unwrap().clone();
+    assert_eq!(find("field_notes")["method"], "text");
+    assert_eq!(find("field_notes")["rows"], 50);
+    assert_eq!(find("stock_movements")["method"], "record");
+}
