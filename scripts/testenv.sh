@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real servers stockops is tested and demonstrated against, as local
-# processes: a scratch PostgreSQL 15 cluster (pgaudit preloaded) and Garage,
-# an S3-compatible object store, both on loopback.
+# processes: a scratch PostgreSQL 15 cluster (pgaudit preloaded), Garage (an
+# S3-compatible object store) and moto's S3 server (for S3 Object Lock, which
+# Garage does not implement), all on loopback.
 #
 #   scripts/testenv.sh up      install what is missing, start both, write the env file
 #   scripts/testenv.sh down    stop both (data stays in $STOCKOPS_TESTENV_DIR)
@@ -17,6 +18,7 @@ DIR=${STOCKOPS_TESTENV_DIR:-/tmp/stockops-testenv}
 PG_PORT=${STOCKOPS_TEST_PG_PORT:-54329}
 S3_PORT=${STOCKOPS_TEST_S3_PORT:-39000}
 RPC_PORT=$((S3_PORT + 1))
+MOTO_PORT=${STOCKOPS_TEST_MOTO_PORT:-39010}
 ADMIN_PORT=$((S3_PORT + 3))
 GARAGE_VERSION=2.5.0
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -160,6 +162,36 @@ s3_roundtrip() {
     [ "$(curl -sf "${sign[@]}" "$url")" = probe ]
 }
 
+# moto's S3 server, for S3 Object Lock (Garage ignores lock headers): in its
+# IAM mode, so requests are authenticated and signatures checked.
+moto_start() {
+    local m=$DIR/moto
+    mkdir -p "$m"
+    if [ ! -x "$m/venv/bin/moto_server" ]; then
+        log "installing moto[server] from PyPI into $m/venv"
+        python3 -m venv "$m/venv" >&2
+        "$m/venv/bin/pip" install -q 'moto[server]' >&2
+    fi
+    if [ -f "$m/pid" ] && kill -0 "$(cat "$m/pid")" 2>/dev/null && [ -s "$m/credentials" ]; then
+        log "moto already running on 127.0.0.1:$MOTO_PORT"
+        return
+    fi
+    [ -f "$m/pid" ] && kill "$(cat "$m/pid")" 2>/dev/null || true
+    log "starting moto on 127.0.0.1:$MOTO_PORT"
+    INITIAL_NO_AUTH_ACTION_COUNT=4 nohup "$m/venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$m/log" 2>&1 &
+    echo $! >"$m/pid"
+    local i
+    for i in $(seq 1 100); do
+        # A bare TCP connect: an HTTP probe would use up one of the unauthenticated actions.
+        (exec 3<>"/dev/tcp/127.0.0.1/$MOTO_PORT") 2>/dev/null && break
+        kill -0 "$(cat "$m/pid")" 2>/dev/null || { tail -20 "$m/log" >&2; die "moto exited"; }
+        sleep 0.1
+    done
+    "$m/venv/bin/python" "$(dirname "$0")/moto-setup.py" "http://127.0.0.1:$MOTO_PORT" stockops-lock >"$m/credentials" \
+        || { tail -20 "$m/log" >&2; die "moto setup failed"; }
+    chmod 600 "$m/credentials"
+}
+
 write_env() {
     local g=$DIR/garage
     cat >"$ENV_FILE" <<EOF
@@ -172,6 +204,10 @@ export STOCKOPS_TEST_S3_BUCKET=stockops-test
 export STOCKOPS_TEST_S3_REGION=garage
 export STOCKOPS_TEST_S3_ACCESS_KEY_ID=$(cat "$g/key_id")
 export STOCKOPS_TEST_S3_SECRET_ACCESS_KEY=$(cat "$g/secret")
+export STOCKOPS_TEST_MOTO_ENDPOINT=http://127.0.0.1:$MOTO_PORT
+export STOCKOPS_TEST_MOTO_BUCKET=stockops-lock
+export STOCKOPS_TEST_MOTO_ACCESS_KEY_ID=$(cut -d' ' -f1 "$DIR/moto/credentials")
+export STOCKOPS_TEST_MOTO_SECRET_ACCESS_KEY=$(cut -d' ' -f2 "$DIR/moto/credentials")
 EOF
     chmod 600 "$ENV_FILE"
     log "environment written to $ENV_FILE"
@@ -183,11 +219,13 @@ up)
     install_garage
     pg_start
     garage_start
+    moto_start
     write_env
     echo "$ENV_FILE"
     ;;
 down)
     if [ -f "$DIR/garage/pid" ]; then kill "$(cat "$DIR/garage/pid")" 2>/dev/null || true; rm -f "$DIR/garage/pid"; fi
+    if [ -f "$DIR/moto/pid" ]; then kill "$(cat "$DIR/moto/pid")" 2>/dev/null || true; rm -f "$DIR/moto/pid"; fi
     if [ -f "$DIR/pg/data/PG_VERSION" ]; then as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg/data" -m fast stop >/dev/null 2>&1 || true; fi
     log "stopped"
     ;;

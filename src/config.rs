@@ -54,6 +54,8 @@ pub struct Settings {
     pub upload_concurrency: usize,
     /// Seconds to wait for an S3 answer before the attempt is retried.
     pub s3_timeout_secs: u64,
+    /// Object Lock for new objects (set by `backup --object-lock-days`).
+    pub object_lock: Option<crate::storage::ObjectLock>,
 }
 
 impl Settings {
@@ -79,6 +81,7 @@ impl Settings {
                 .or(file.s3_timeout_secs)
                 .unwrap_or(60)
                 .max(1),
+            object_lock: None,
         }
     }
 

@@ -48,6 +48,8 @@ pub struct BackupOptions {
     pub part_size: usize,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Object Lock requested: every object's retention is confirmed with HEAD.
+    pub object_lock: Option<crate::storage::ObjectLock>,
 }
 
 /// What `stockops backup --json` prints.
@@ -215,12 +217,21 @@ pub async fn run(
         };
         check_size(&data_info, &data_digests)?;
         check_size(&globals_info, &globals_digests)?;
+        let manifest_key = catalog::key(&id, catalog::MANIFEST);
+        if let Some(lock) = opts.object_lock {
+            for o in &manifest.objects {
+                confirm_lock(store, &o.key, lock).await?;
+            }
+        }
         store
-            .put(
-                &catalog::key(&id, catalog::MANIFEST),
-                serde_json::to_vec_pretty(&manifest)?,
-            )
+            .put(&manifest_key, serde_json::to_vec_pretty(&manifest)?)
             .await?;
+        if let Some(lock) = opts.object_lock {
+            if let Err(e) = confirm_lock(store, &manifest_key, lock).await {
+                let _ = store.delete(&manifest_key).await;
+                return Err(e);
+            }
+        }
         anyhow::Ok((data_digests, tables.len(), audit_head))
     }
     .await;
@@ -254,6 +265,24 @@ pub async fn run(
                 "backup {id} failed; no manifest was written, so it does not exist"
             )))
         }
+    }
+}
+
+/// Read the retention back: a server that ignored the lock headers fails the backup.
+async fn confirm_lock(
+    store: &dyn WriteStore,
+    key: &str,
+    lock: crate::storage::ObjectLock,
+) -> anyhow::Result<()> {
+    let min = std::time::SystemTime::now()
+        + std::time::Duration::from_secs(u64::from(lock.days) * 86_400 - 3600);
+    match store.retention(key).await? {
+        Some(r) if r.until >= min => Ok(()),
+        Some(r) => bail!("{key} is locked only until {:?}, short of the {} days asked", r.until, lock.days),
+        None => bail!(
+            "{key} carries no retention after upload: the server accepted the Object Lock headers and ignored them \
+             (several S3-compatible servers do); this repository cannot hold locked backups"
+        ),
     }
 }
 

@@ -17,6 +17,12 @@ pub async fn run(settings: &Settings, args: BackupArgs) -> anyhow::Result<u8> {
     let recipients = Recipients::load(settings.recipients_file.as_deref())?;
     let mut settings = settings.clone();
     settings.upload_concurrency = args.upload_concurrency as usize;
+    settings.object_lock = args
+        .object_lock_days
+        .map(|days| crate::storage::ObjectLock {
+            compliance: args.object_lock_mode == crate::cli::LockMode::Compliance,
+            days,
+        });
     let store = super::repository(&settings).await?;
     let db_opts = settings.connect_options()?;
     let workers = args.zstd_workers.unwrap_or_else(|| {
@@ -31,6 +37,7 @@ pub async fn run(settings: &Settings, args: BackupArgs) -> anyhow::Result<u8> {
         },
         part_size: args.part_size_mib as usize * 1024 * 1024,
         progress: !args.json && std::io::stderr().is_terminal(),
+        object_lock: settings.object_lock,
     };
     let started = Instant::now();
     let result = backup::run(

@@ -46,6 +46,7 @@ pub(crate) async fn repository(
         path_style: settings.s3_path_style,
         concurrency: settings.upload_concurrency,
         timeout: std::time::Duration::from_secs(settings.s3_timeout_secs),
+        object_lock: settings.object_lock,
     };
     crate::storage::open(url, &opts)
         .await

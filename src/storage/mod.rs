@@ -23,6 +23,22 @@ pub struct ObjectInfo {
     pub modified: Option<SystemTime>,
 }
 
+/// Retention an object carries (S3 Object Lock), as the server reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    pub mode: String,
+    pub until: SystemTime,
+}
+
+/// Retention to put on every object written (S3 Object Lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectLock {
+    /// COMPLIANCE: nobody can shorten it, the account's root included;
+    /// GOVERNANCE: users with a special permission can.
+    pub compliance: bool,
+    pub days: u32,
+}
+
 /// An upload that was started and never completed (a crashed backup).
 #[derive(Debug, Clone)]
 pub struct Incomplete {
@@ -64,6 +80,11 @@ pub trait ReadStore: Send + Sync {
     async fn get(&self, key: &str) -> Result<Vec<u8>>;
     /// A streaming reader over an object.
     async fn open(&self, key: &str) -> Result<Reader>;
+    /// The retention the server applied to an object, read back with HEAD
+    /// (never assumed from a successful write).
+    async fn retention(&self, _key: &str) -> Result<Option<Retention>> {
+        Ok(None)
+    }
 }
 
 #[async_trait]
@@ -98,6 +119,8 @@ pub struct S3Options {
     /// How long to wait for an answer before the attempt counts as failed
     /// (and is retried): a server that vanished must not hang a backup.
     pub timeout: std::time::Duration,
+    /// Lock every object written, once the bucket proved it supports it.
+    pub object_lock: Option<ObjectLock>,
 }
 
 impl Default for S3Options {
@@ -106,6 +129,7 @@ impl Default for S3Options {
             path_style: false,
             concurrency: 2,
             timeout: std::time::Duration::from_secs(60),
+            object_lock: None,
         }
     }
 }
@@ -115,6 +139,11 @@ pub async fn open(url: &str, s3: &S3Options) -> anyhow::Result<Box<dyn WriteStor
     if let Some(path) = url.strip_prefix("file://") {
         if !path.starts_with('/') {
             anyhow::bail!("file repository {url:?} must be absolute: file:///PATH");
+        }
+        if s3.object_lock.is_some() {
+            anyhow::bail!(
+                "object lock needs an S3 repository with S3 Object Lock; {url} is a directory"
+            );
         }
         return Ok(Box::new(file::FileStore::new(path)));
     }

@@ -17,13 +17,15 @@ use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, ObjectLockEnabled, ObjectLockMode,
+};
 use aws_sdk_s3::Client;
 use tokio::task::JoinSet;
 
 use super::{
-    check_key, Incomplete, ObjectInfo, ReadStore, Reader, Result, S3Options, StoreError, Upload,
-    WriteStore,
+    check_key, Incomplete, ObjectInfo, ObjectLock, ReadStore, Reader, Result, Retention, S3Options,
+    StoreError, Upload, WriteStore,
 };
 
 pub struct S3Store {
@@ -31,6 +33,14 @@ pub struct S3Store {
     bucket: String,
     prefix: String,
     concurrency: usize,
+    lock: Option<ObjectLock>,
+}
+
+/// Content-MD5 of a body: S3 requires it on writes that carry Object Lock.
+fn content_md5(data: &[u8]) -> String {
+    use base64::Engine;
+    use md5::{Digest, Md5};
+    base64::engine::general_purpose::STANDARD.encode(Md5::digest(data))
 }
 
 fn time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<SystemTime> {
@@ -58,11 +68,59 @@ impl S3Store {
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .build();
-        Ok(Self {
+        let store = Self {
             client: Client::from_conf(conf),
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
             concurrency: opts.concurrency.max(1),
+            lock: opts.object_lock,
+        };
+        if store.lock.is_some() {
+            store.check_object_lock().await?;
+        }
+        Ok(store)
+    }
+
+    /// The bucket must say Object Lock is enabled: several S3-compatible
+    /// servers accept the lock headers on writes and silently ignore them.
+    async fn check_object_lock(&self) -> anyhow::Result<()> {
+        let cfg = self
+            .client
+            .get_object_lock_configuration()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "bucket {} does not support S3 Object Lock (GetObjectLockConfiguration: {}); \
+                     --object-lock-days needs a bucket created with Object Lock enabled",
+                    self.bucket,
+                    DisplayErrorContext(e)
+                )
+            })?;
+        let enabled = cfg
+            .object_lock_configuration()
+            .and_then(|c| c.object_lock_enabled())
+            .is_some_and(|e| *e == ObjectLockEnabled::Enabled);
+        if !enabled {
+            anyhow::bail!(
+                "bucket {} does not have S3 Object Lock enabled; --object-lock-days needs it",
+                self.bucket
+            );
+        }
+        Ok(())
+    }
+
+    /// Mode and retain-until date for a write made now.
+    fn lock_fields(&self) -> Option<(ObjectLockMode, aws_sdk_s3::primitives::DateTime)> {
+        self.lock.map(|l| {
+            let until = SystemTime::now() + Duration::from_secs(u64::from(l.days) * 86_400);
+            let mode = if l.compliance {
+                ObjectLockMode::Compliance
+            } else {
+                ObjectLockMode::Governance
+            };
+            (mode, aws_sdk_s3::primitives::DateTime::from(until))
         })
     }
 
@@ -193,6 +251,30 @@ impl ReadStore for S3Store {
             Err(e) => Err(self.err(&format!("GET {full}"), e)),
         }
     }
+
+    async fn retention(&self, key: &str) -> Result<Option<Retention>> {
+        let full = self.full(key)?;
+        let o = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+            .map_err(|e| self.err(&format!("HEAD {full}"), e))?;
+        Ok(
+            match (
+                o.object_lock_mode(),
+                time(o.object_lock_retain_until_date()),
+            ) {
+                (Some(mode), Some(until)) => Some(Retention {
+                    mode: mode.as_str().to_string(),
+                    until,
+                }),
+                _ => None,
+            },
+        )
+    }
 }
 
 #[async_trait]
@@ -200,10 +282,14 @@ impl WriteStore for S3Store {
     async fn put(&self, key: &str, data: Vec<u8>) -> Result<ObjectInfo> {
         let full = self.full(key)?;
         let size = data.len() as u64;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&full)
+        let mut request = self.client.put_object().bucket(&self.bucket).key(&full);
+        if let Some((mode, until)) = self.lock_fields() {
+            request = request
+                .object_lock_mode(mode)
+                .object_lock_retain_until_date(until)
+                .content_md5(content_md5(&data));
+        }
+        request
             .body(ByteStream::from(data))
             .send()
             .await
@@ -217,11 +303,17 @@ impl WriteStore for S3Store {
 
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>> {
         let full = self.full(key)?;
-        let created = self
+        let mut request = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
-            .key(&full)
+            .key(&full);
+        if let Some((mode, until)) = self.lock_fields() {
+            request = request
+                .object_lock_mode(mode)
+                .object_lock_retain_until_date(until);
+        }
+        let created = request
             .send()
             .await
             .map_err(|e| self.err(&format!("CreateMultipartUpload {full}"), e))?;
@@ -246,6 +338,8 @@ impl WriteStore for S3Store {
             done: Vec::new(),
             concurrency: self.concurrency,
             size: 0,
+            md5: self.lock.is_some(),
+            retention: self.lock_fields(),
         }))
     }
 
@@ -320,6 +414,11 @@ struct S3Upload {
     done: Vec<CompletedPart>,
     concurrency: usize,
     size: u64,
+    /// Send Content-MD5 with each part (required under Object Lock).
+    md5: bool,
+    /// Retention asked at creation, applied again once complete: some
+    /// servers do not carry it from CreateMultipartUpload to the object.
+    retention: Option<(ObjectLockMode, aws_sdk_s3::primitives::DateTime)>,
 }
 
 impl S3Upload {
@@ -352,6 +451,7 @@ impl Upload for S3Upload {
             .key(&self.full)
             .upload_id(&self.upload_id)
             .part_number(number)
+            .set_content_md5(self.md5.then(|| content_md5(&data)))
             .body(ByteStream::from(data));
         self.inflight.spawn(async move {
             let out = request
@@ -416,6 +516,21 @@ impl Upload for S3Upload {
             .send()
             .await
             .map_err(|e| self.err(DisplayErrorContext(e)))?;
+        if let Some((mode, until)) = self.retention.clone() {
+            let mode = aws_sdk_s3::types::ObjectLockRetentionMode::from(mode.as_str());
+            let retention = aws_sdk_s3::types::ObjectLockRetention::builder()
+                .mode(mode)
+                .retain_until_date(until)
+                .build();
+            self.client
+                .put_object_retention()
+                .bucket(&self.bucket)
+                .key(&self.full)
+                .retention(retention)
+                .send()
+                .await
+                .map_err(|e| self.err(format!("PutObjectRetention: {}", DisplayErrorContext(e))))?;
+        }
         Ok(ObjectInfo {
             key: self.key.clone(),
             size: self.size,

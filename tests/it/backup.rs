@@ -583,3 +583,127 @@ async fn tables_whose_types_cannot_be_hashed_are_fingerprinted_by_text() {
     assert_eq!(find("field_notes")["rows"], 50);
     assert_eq!(find("stock_movements")["method"], "record");
 }
+
+fn moto_env() -> Vec<(String, String)> {
+    let get = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| {
+            panic!("{k} is not set: run `make test` (scripts/testenv.sh starts moto)")
+        })
+    };
+    vec![
+        (
+            "AWS_ENDPOINT_URL".into(),
+            get("STOCKOPS_TEST_MOTO_ENDPOINT"),
+        ),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        (
+            "AWS_ACCESS_KEY_ID".into(),
+            get("STOCKOPS_TEST_MOTO_ACCESS_KEY_ID"),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".into(),
+            get("STOCKOPS_TEST_MOTO_SECRET_ACCESS_KEY"),
+        ),
+        ("STOCKOPS_S3_PATH_STYLE".into(), "true".into()),
+    ]
+}
+
+#[tokio::test]
+async fn object_lock_is_applied_where_supported_and_refused_where_not() {
+    let db = seeded("bk_lockdays", "0.02").await;
+    let dir = temp_dir("bk_lockdays");
+    let keys = Keys::new(&dir);
+
+    // moto, with signatures checked: every object carries the retention, read back with HEAD.
+    let bucket = std::env::var("STOCKOPS_TEST_MOTO_BUCKET").expect("STOCKOPS_TEST_MOTO_BUCKET");
+    let repo = format!("s3://{bucket}/it-lock-{}", std::process::id());
+    let mut env = moto_env();
+    env.push(("STOCKOPS_REPO".into(), repo.clone()));
+    env.push((
+        "STOCKOPS_AGE_RECIPIENTS".into(),
+        keys.recipients.display().to_string(),
+    ));
+    let out = stockops_env(
+        &["backup", "--json", "--object-lock-days", "2"],
+        Some(&db.url),
+        None,
+        &env,
+    );
+    assert_success(&out, "backup with object lock on moto");
+    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (k, v) in moto_env() {
+        std::env::set_var(k, v);
+    }
+    let store = storage::open(
+        &repo,
+        &S3Options {
+            path_style: true,
+            ..S3Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let objects = store.list(&format!("backups/{id}/")).await.unwrap();
+    assert_eq!(objects.len(), 4);
+    let soon = std::time::SystemTime::now() + Duration::from_secs(2 * 86_400 - 3_600);
+    for o in &objects {
+        let r = store
+            .retention(&o.key)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{} is not locked", o.key));
+        assert_eq!(r.mode, "GOVERNANCE");
+        assert!(r.until > soon, "{} locked only until {:?}", o.key, r.until);
+    }
+    // A wrong secret is refused: moto checks signatures.
+    let mut wrong = env.clone();
+    wrong.retain(|(k, _)| k != "AWS_SECRET_ACCESS_KEY");
+    wrong.push(("AWS_SECRET_ACCESS_KEY".into(), "not-the-secret".into()));
+    let out = stockops_env(&["backups", "list"], None, None, &wrong);
+    assert!(
+        !out.status.success() && stderr(&out).contains("SignatureDoesNotMatch"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Garage ignores lock headers: refused up front, nothing written.
+    let repo = s3_repo("nolock");
+    let env = job_env(&repo, &keys);
+    let out = stockops_env(
+        &["backup", "--object-lock-days", "2"],
+        Some(&db.url),
+        None,
+        &env,
+    );
+    assert_code(&out, 2, "object lock on Garage");
+    assert!(
+        stderr(&out).contains("does not support S3 Object Lock"),
+        "{}",
+        stderr(&out)
+    );
+    use_s3_env();
+    let store = storage::open(
+        &repo,
+        &S3Options {
+            path_style: true,
+            ..S3Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(store.list("").await.unwrap().is_empty());
+    assert!(store.incomplete_uploads().await.unwrap().is_empty());
+
+    // A directory cannot lock anything.
+    let repo = format!("file://{}", dir.join("repo").display());
+    let out = stockops_env(
+        &["backup", "--object-lock-days", "2"],
+        Some(&db.url),
+        None,
+        &job_env(&repo, &keys),
+    );
+    assert_code(&out, 2, "object lock on a directory");
+}
