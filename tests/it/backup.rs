@@ -17,6 +17,7 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
         let id = age::x25519::Identity::generate();
         let recipients = dir.join("recipients.txt");
         let identity = dir.join("identity.txt");
@@ -706,4 +707,93 @@ async fn object_lock_is_applied_where_supported_and_refused_where_not() {
         &job_env(&repo, &keys),
     );
     assert_code(&out, 2, "object lock on a directory");
+}
+
+#[tokio::test]
+async fn several_recipients_and_key_rotation() {
+    let db = seeded("bk_rotate", "0.02").await;
+    let dir = temp_dir("bk_rotate");
+    let (ops, escrow, next) = (
+        Keys::new(&dir.join("ops")),
+        Keys::new(&dir.join("escrow")),
+        Keys::new(&dir.join("next")),
+    );
+    let repo = format!("file://{}", dir.join("repo").display());
+    let recipients = dir.join("recipients.txt");
+    let public = |k: &Keys| std::fs::read_to_string(&k.recipients).unwrap();
+    std::fs::write(&recipients, format!("{}{}", public(&ops), public(&escrow))).unwrap();
+    let mut env = vec![
+        ("STOCKOPS_REPO".to_string(), repo.clone()),
+        (
+            "STOCKOPS_AGE_RECIPIENTS".to_string(),
+            recipients.display().to_string(),
+        ),
+        ("STOCKOPS_LOG".to_string(), "warn".to_string()),
+    ];
+    let metrics = dir.join("backup.prom");
+    let out = stockops_env(
+        &[
+            "backup",
+            "--json",
+            "--metrics-file",
+            metrics.to_str().unwrap(),
+        ],
+        Some(&db.url),
+        None,
+        &env,
+    );
+    assert_success(&out, "backup to two recipients");
+    let old = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        prom.contains("stockops_backup_last_success_timestamp_seconds ")
+            && prom.contains("stockops_backup_last_run_success 1"),
+        "{prom}"
+    );
+    // Rotation: the recipients file now names the next key only.
+    std::fs::write(&recipients, public(&next)).unwrap();
+    let new = backup(&db, &env);
+    let verify = |id: &str, k: &Keys| {
+        let mut e = env.clone();
+        e.push((
+            "STOCKOPS_AGE_IDENTITY".into(),
+            k.identity.display().to_string(),
+        ));
+        stockops_env(&["backups", "verify", id], None, None, &e)
+    };
+    assert_success(
+        &verify(&old, &ops),
+        "the operations key opens the old backup",
+    );
+    assert_success(
+        &verify(&old, &escrow),
+        "the escrow key opens the old backup",
+    );
+    assert_success(&verify(&new, &next), "the new key opens the new backup");
+    let out = verify(&new, &ops);
+    assert_code(&out, 1, "the retired key does not open the new backup");
+    assert!(
+        stderr(&out).contains("no identity matches the recipients of backup"),
+        "{}",
+        stderr(&out)
+    );
+    // A failed run keeps the last success's figures and says it failed.
+    env.retain(|(k, _)| k != "STOCKOPS_REPO");
+    env.push(("STOCKOPS_REPO".into(), repo));
+    let out = stockops_env(
+        &["backup", "--metrics-file", metrics.to_str().unwrap()],
+        Some("postgres://nobody@127.0.0.1:1/x"),
+        None,
+        &env,
+    );
+    assert_code(&out, 4, "backup of an unreachable database");
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        prom.contains("stockops_backup_last_run_success 0")
+            && prom.contains("stockops_backup_last_success_timestamp_seconds "),
+        "{prom}"
+    );
 }
