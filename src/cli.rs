@@ -104,6 +104,8 @@ pub enum Command {
     /// List, show and verify the backups in the repository.
     #[command(subcommand)]
     Backups(BackupsCommand),
+    /// Restore a backup into a database, then prove it complete.
+    Restore(RestoreArgs),
 }
 
 #[derive(Debug, Args)]
@@ -454,6 +456,24 @@ pub struct BackupIdArgs {
     /// Backup id, or `latest`.
     pub id: String,
     /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Backup id, or `latest`.
+    pub id: String,
+    /// The database to restore into (its password from PGPASSFILE, not the URL).
+    #[arg(long, value_name = "URL")]
+    pub target_url: String,
+    /// Restore into a database that already holds tables (its objects are dropped and recreated).
+    #[arg(long)]
+    pub force: bool,
+    /// First create the roles and memberships the target cluster lacks (never passwords).
+    #[arg(long)]
+    pub with_globals: bool,
+    /// Machine-readable report.
     #[arg(long)]
     pub json: bool,
 }

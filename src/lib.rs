@@ -48,6 +48,7 @@ pub mod procedures;
 pub mod provision;
 pub mod prune;
 pub mod report;
+pub mod restore;
 pub mod scram;
 pub mod seed;
 pub mod storage;

@@ -8,6 +8,7 @@ mod bench;
 mod call;
 mod provision;
 mod report;
+mod restore;
 mod seed;
 mod users;
 
@@ -26,6 +27,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Bench(cmd) => bench::run(&settings, cmd).await,
         Command::Backup(args) => backup::run(&settings, args).await,
         Command::Backups(cmd) => backups::run(&settings, cmd).await,
+        Command::Restore(args) => restore::run(&settings, args).await,
     }
 }
 

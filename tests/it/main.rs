@@ -14,6 +14,7 @@ mod faults;
 mod privileges;
 mod procedures;
 mod provision;
+mod restore;
 mod rls;
 mod seed;
 mod storage;

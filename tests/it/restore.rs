@@ -1,0 +1,202 @@
+//! Restores: complete and proven, or refused, or rolled back; never half.
+
+use crate::backup::{backup, job_env, with_identity, Keys};
+use crate::common::*;
+
+async fn seeded(tag: &str) -> TestDb {
+    let db = TestDb::provisioned(tag).await;
+    assert_success(
+        &db.run(&["seed", "--scale", "0.05", "--as-of", "2026-01-01"]),
+        "seed",
+    );
+    db
+}
+
+fn restore(
+    env: &[(String, String)],
+    id: &str,
+    target: &TestDb,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec!["restore", id, "--target-url", &target.url, "--json"];
+    args.extend_from_slice(extra);
+    stockops_env(&args, None, None, env)
+}
+
+async fn user_tables(db: &TestDb) -> i64 {
+    let mut c = db.admin().await;
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind = 'r' AND n.nspname IN ('inventory', 'audit', 'public')",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_restore_is_proven_complete_and_refuses_a_full_target() {
+    use_s3_env();
+    let db = seeded("rs_round").await;
+    let dir = temp_dir("rs_round");
+    let keys = Keys::new(&dir);
+    let env = with_identity(job_env(&crate::backup::s3_repo("restore"), &keys), &keys);
+    let id = backup(&db, &env);
+    let target = TestDb::new("rs_round_target").await;
+    let out = restore(&env, &id, &target, &[]);
+    assert_success(&out, "restore into an empty database");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["mismatches"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    assert!(report["tables_checked"].as_u64().unwrap() >= 15);
+    let (mut a, mut b) = (db.admin().await, target.admin().await);
+    let q = "SELECT count(*) FROM inventory.stock_movements";
+    let (x, y): (i64, i64) = (
+        sqlx::query_scalar(q).fetch_one(&mut a).await.unwrap(),
+        sqlx::query_scalar(q).fetch_one(&mut b).await.unwrap(),
+    );
+    assert_eq!(x, y);
+    // Everything in the archive is as declared; only the database's own
+    // privileges (which pg_dump keeps outside its archive) need provision.
+    let check = stockops(&["provision", "--check"], Some(&target.url), None);
+    let drift = stdout(&check);
+    assert!(
+        drift.lines().all(|l| l.contains(" on database ")),
+        "{drift}"
+    );
+    assert_success(
+        &stockops(&["provision"], Some(&target.url), None),
+        "provision after restore",
+    );
+    assert_code(
+        &stockops(&["provision", "--check"], Some(&target.url), None),
+        0,
+        "check after provision",
+    );
+
+    let out = restore(&env, &id, &target, &[]);
+    assert_code(&out, 1, "restore into a database with tables");
+    assert!(
+        stderr(&out).contains("is not empty") && stderr(&out).contains("--force"),
+        "{}",
+        stderr(&out)
+    );
+    assert_success(
+        &restore(&env, "latest", &target, &["--force"]),
+        "restore --force",
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_backup_or_a_wrong_key_leaves_the_target_untouched() {
+    let db = seeded("rs_damage").await;
+    let dir = temp_dir("rs_damage");
+    let keys = Keys::new(&dir);
+    let repo_dir = dir.join("repo");
+    let env = with_identity(
+        job_env(&format!("file://{}", repo_dir.display()), &keys),
+        &keys,
+    );
+    let id = backup(&db, &env);
+    let target = TestDb::new("rs_damage_target").await;
+
+    // Wrong key: named, before the target is touched.
+    let other = Keys::new(&dir.join("other"));
+    let out = restore(
+        &with_identity(
+            job_env(&format!("file://{}", repo_dir.display()), &keys),
+            &other,
+        ),
+        &id,
+        &target,
+        &[],
+    );
+    assert_code(&out, 1, "restore with a wrong identity");
+    assert!(
+        stderr(&out).contains("no identity matches the recipients of backup"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(user_tables(&target).await, 0);
+
+    // A flipped byte near the end: age's authentication fails mid-stream, pg_restore rolls back.
+    let data = repo_dir.join(format!("backups/{id}/data.dump.zst.age"));
+    let mut bytes = std::fs::read(&data).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0x10;
+    std::fs::write(&data, &bytes).unwrap();
+    let out = restore(&env, &id, &target, &[]);
+    assert_code(&out, 1, "restore of a corrupted backup");
+    assert!(
+        stderr(&out).contains("does not decrypt to the end")
+            || stderr(&out).contains("pg_restore failed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        user_tables(&target).await,
+        0,
+        "nothing half-restored remains"
+    );
+
+    // Truncated: the same.
+    bytes[at] ^= 0x10;
+    std::fs::write(&data, &bytes[..bytes.len() / 2]).unwrap();
+    let out = restore(&env, &id, &target, &[]);
+    assert_code(&out, 1, "restore of a truncated backup");
+    assert_eq!(user_tables(&target).await, 0);
+
+    // No manifest: no backup.
+    std::fs::remove_file(repo_dir.join(format!("backups/{id}/manifest.json"))).unwrap();
+    let out = restore(&env, &id, &target, &[]);
+    assert_code(&out, 1, "restore without a manifest");
+    assert!(stderr(&out).contains("has no manifest"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn a_restore_that_does_not_match_its_backup_is_named() {
+    let db = seeded("rs_mismatch").await;
+    let dir = temp_dir("rs_mismatch");
+    let keys = Keys::new(&dir);
+    let repo_dir = dir.join("repo");
+    let env = with_identity(
+        job_env(&format!("file://{}", repo_dir.display()), &keys),
+        &keys,
+    );
+    let id = backup(&db, &env);
+    // Rewrite the backup's metadata as if products had one row more.
+    let meta_path = repo_dir.join(format!("backups/{id}/metadata.json.age"));
+    let secret = std::fs::read_to_string(&keys.identity).unwrap();
+    let ids = stockops::crypto::Identities::parse(&secret).unwrap();
+    let (plain, _) =
+        stockops::pipeline::open(&std::fs::read(&meta_path).unwrap()[..], Vec::new(), &ids)
+            .unwrap();
+    let mut meta: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+    for t in meta["tables"].as_array_mut().unwrap() {
+        if t["table"] == "products" {
+            t["rows"] = serde_json::json!(t["rows"].as_i64().unwrap() + 1);
+        }
+    }
+    let recipients =
+        stockops::crypto::Recipients::parse(&std::fs::read_to_string(&keys.recipients).unwrap())
+            .unwrap();
+    let compression = stockops::pipeline::Compression {
+        level: 3,
+        workers: 0,
+    };
+    let (sealed, _) =
+        stockops::backup::seal_bytes(serde_json::to_vec(&meta).unwrap(), &recipients, compression)
+            .unwrap();
+    std::fs::write(&meta_path, sealed).unwrap();
+
+    let target = TestDb::new("rs_mismatch_target").await;
+    let out = restore(&env, &id, &target, &[]);
+    assert_code(&out, 1, "a restore that differs from the backup");
+    assert!(
+        stderr(&out).contains("inventory.products") && stderr(&out).contains("the backup has"),
+        "{}",
+        stderr(&out)
+    );
+}
