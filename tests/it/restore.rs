@@ -200,3 +200,42 @@ async fn a_restore_that_does_not_match_its_backup_is_named() {
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn with_globals_recreates_missing_roles_without_passwords() {
+    let db = seeded("rs_globals").await;
+    let mut admin = db.admin().await;
+    sqlx::raw_sql("DROP ROLE IF EXISTS it_glob_clerk; CREATE ROLE it_glob_clerk LOGIN PASSWORD 'clerk-password-123' IN ROLE dept_sales")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let dir = temp_dir("rs_globals");
+    let keys = Keys::new(&dir);
+    let env = with_identity(
+        job_env(&format!("file://{}", dir.join("repo").display()), &keys),
+        &keys,
+    );
+    let id = backup(&db, &env);
+    sqlx::raw_sql("DROP ROLE it_glob_clerk")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let target = TestDb::new("rs_globals_target").await;
+    let out = restore(&env, &id, &target, &["--with-globals"]);
+    assert_success(&out, "restore --with-globals");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["roles_created"], 1, "{report}");
+    let (login, member, password): (bool, bool, Option<String>) = sqlx::query_as(
+        "SELECT rolcanlogin, pg_has_role('it_glob_clerk', 'dept_sales', 'MEMBER'), rolpassword
+           FROM pg_authid WHERE rolname = 'it_glob_clerk'",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(login && member, "the role and its membership are back");
+    assert_eq!(password, None, "never a password");
+    sqlx::raw_sql("DROP ROLE it_glob_clerk")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
