@@ -10,6 +10,21 @@ use age::x25519;
 
 use crate::exit;
 
+/// Read and parse a key file; every failure is a usage error naming the file.
+fn read_keys<T>(
+    path: &Path,
+    what: &str,
+    parse: fn(&str) -> Result<T, String>,
+) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        exit::usage(format!(
+            "cannot read the {what} file {}: {e}",
+            path.display()
+        ))
+    })?;
+    parse(&text).map_err(|e| exit::usage(format!("{what} file {}: {e}", path.display())))
+}
+
 /// The public keys backups are encrypted to.
 #[derive(Clone)]
 pub struct Recipients {
@@ -24,14 +39,7 @@ impl Recipients {
                  one a line (as `age -R`); backups are never written unencrypted",
             )
         })?;
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            exit::usage(format!(
-                "cannot read the recipients file {}: {e}",
-                path.display()
-            ))
-        })?;
-        Self::parse(&text)
-            .map_err(|e| exit::usage(format!("recipients file {}: {e}", path.display())))
+        read_keys(path, "recipients", Self::parse)
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -90,14 +98,7 @@ impl Identities {
         let path = path.ok_or_else(|| {
             exit::usage("no age identity: set --identity-file or STOCKOPS_AGE_IDENTITY to the private key file (as `age -i`)")
         })?;
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            exit::usage(format!(
-                "cannot read the identity file {}: {e}",
-                path.display()
-            ))
-        })?;
-        Self::parse(&text)
-            .map_err(|e| exit::usage(format!("identity file {}: {e}", path.display())))
+        read_keys(path, "identity", Self::parse)
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {

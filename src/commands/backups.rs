@@ -55,11 +55,7 @@ pub async fn run(settings: &Settings, cmd: BackupsCommand) -> anyhow::Result<u8>
         }
         BackupsCommand::Show(args) => {
             let m = backups::resolve(store, &args.id).await?;
-            let identities = settings
-                .identity_file
-                .as_deref()
-                .map(|p| Identities::load(Some(p)))
-                .transpose()?;
+            let identities = optional_identities(settings)?;
             let meta = match &identities {
                 Some(ids) => Some(backups::metadata(store, &m, ids).await?),
                 None => None,
@@ -99,11 +95,7 @@ pub async fn run(settings: &Settings, cmd: BackupsCommand) -> anyhow::Result<u8>
         }
         BackupsCommand::Verify(args) => {
             let m = backups::resolve(store, &args.id).await?;
-            let identities = settings
-                .identity_file
-                .as_deref()
-                .map(|p| Identities::load(Some(p)))
-                .transpose()?;
+            let identities = optional_identities(settings)?;
             let v = backups::verify(store, &m, identities.as_ref()).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -181,4 +173,13 @@ pub async fn run(settings: &Settings, cmd: BackupsCommand) -> anyhow::Result<u8>
         }
     }
     Ok(exit::SUCCESS)
+}
+
+/// The identity, when one is configured: these commands work without it.
+fn optional_identities(settings: &Settings) -> anyhow::Result<Option<Identities>> {
+    settings
+        .identity_file
+        .as_deref()
+        .map(|p| Identities::load(Some(p)))
+        .transpose()
 }
