@@ -2,7 +2,7 @@
 # The main job end to end on local defaults: servers, provision, seed, one
 # login per department and partner, the departments calling the audited
 # api, reports, the audit log verified, and an encrypted backup taken to the
-# local S3 server, listed and verified. Usage: scripts/demo.sh [SCALE]
+# local S3 server, listed, verified and restored in a timed recovery drill. Usage: scripts/demo.sh [SCALE]
 #
 # Without DATABASE_URL it starts the local test servers (scripts/testenv.sh)
 # and works in a database of its own, stockops_demo, recreated on each run.
@@ -133,6 +133,10 @@ as_login stockops_backup "$STOCKOPS" backup
 "$STOCKOPS" backups list
 STOCKOPS_AGE_IDENTITY=$KEYS/identity.txt "$STOCKOPS" backups verify latest
 "$STOCKOPS" backups prune --keep-last 3 --grace-hours 1 | sed 's/^/  /'
+
+step "stockops drill (restore the backup into a scratch cluster, prove it, time it)"
+STOCKOPS_AGE_IDENTITY=$KEYS/identity.txt "$STOCKOPS" drill --max-rto 600
+"$STOCKOPS" drills list
 
 step "least privilege, seen from the logins"
 as_login demo_sales psql -X -At "postgres://demo_sales@$LOGIN_HOST:$LOGIN_PORT/$LOGIN_DB" \

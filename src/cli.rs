@@ -106,6 +106,11 @@ pub enum Command {
     Backups(BackupsCommand),
     /// Restore a backup into a database, then prove it complete.
     Restore(RestoreArgs),
+    /// Recovery drill: restore into a scratch cluster, check everything, time it, store the report.
+    Drill(DrillArgs),
+    /// The stored drill reports.
+    #[command(subcommand)]
+    Drills(DrillsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -476,4 +481,32 @@ pub struct RestoreArgs {
     /// Machine-readable report.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Backup id, or `latest` (the default).
+    #[arg(default_value = "latest")]
+    pub id: String,
+    /// An empty database to restore into, instead of a scratch cluster of our own.
+    #[arg(long, value_name = "URL")]
+    pub target_url: Option<String>,
+    /// Fail when the time to a verified database exceeds this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub max_rto: Option<f64>,
+    /// Fail when the backup's snapshot is older than this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub max_rpo: Option<f64>,
+    /// Keep the scratch cluster afterwards (its directory and port are logged).
+    #[arg(long)]
+    pub keep: bool,
+    /// Machine-readable report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrillsCommand {
+    /// Every stored drill report, oldest first.
+    List(JsonArg),
 }

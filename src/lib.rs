@@ -40,6 +40,7 @@ pub mod commands;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod drill;
 pub mod exit;
 pub mod logging;
 pub mod output;

@@ -6,6 +6,7 @@ mod backup;
 mod backups;
 mod bench;
 mod call;
+mod drill;
 mod provision;
 mod report;
 mod restore;
@@ -28,6 +29,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Backup(args) => backup::run(&settings, args).await,
         Command::Backups(cmd) => backups::run(&settings, cmd).await,
         Command::Restore(args) => restore::run(&settings, args).await,
+        Command::Drill(args) => drill::run(&settings, args).await,
+        Command::Drills(cmd) => drill::list(&settings, cmd).await,
     }
 }
 

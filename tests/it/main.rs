@@ -10,6 +10,7 @@ mod common;
 mod audit;
 mod backup;
 mod cli;
+mod drill;
 mod faults;
 mod privileges;
 mod procedures;

@@ -1,0 +1,99 @@
+//! `stockops drill [ID] [--target-url URL] [--max-rto SECS] [--max-rpo SECS] [--keep] [--json]`
+//! and `stockops drills list`.
+
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+
+use crate::backups;
+use crate::cli::{DrillArgs, DrillsCommand};
+use crate::config::Settings;
+use crate::crypto::Identities;
+use crate::drill::{self, DrillOptions};
+use crate::exit;
+
+pub async fn run(settings: &Settings, args: DrillArgs) -> anyhow::Result<u8> {
+    let identities = Identities::load(settings.identity_file.as_deref())?;
+    let target = match &args.target_url {
+        Some(url) => Some((
+            url.parse::<sqlx::postgres::PgConnectOptions>()
+                .map_err(|e| {
+                    exit::usage(format!("--target-url is not a valid database URL ({e})"))
+                })?,
+            url.clone(),
+        )),
+        None => None,
+    };
+    let store = super::repository(settings).await?;
+    let m = backups::resolve(store.as_ref(), &args.id).await?;
+    tracing::info!(id = %m.id, "drill started");
+    let opts = DrillOptions {
+        target,
+        max_rto: args.max_rto,
+        max_rpo: args.max_rpo,
+        keep: args.keep,
+    };
+    let report = drill::run(store.as_ref(), &m, &identities, opts).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "drill of backup {} (snapshot {}) on {}",
+            report.backup, report.snapshot_at, report.target
+        );
+        for p in &report.phases {
+            println!("  {:>7.2}s  {}", p.seconds, p.name);
+        }
+        for c in &report.checks {
+            println!(
+                "  {}  {}: {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+        }
+        println!(
+            "RTO {:.1}s (start to verified database), RPO {:.0}s (now minus the backup's snapshot)",
+            report.rto_seconds, report.rpo_seconds
+        );
+    }
+    if !report.ok {
+        let first = report
+            .checks
+            .iter()
+            .find(|c| !c.ok)
+            .expect("a failed check");
+        return Err(exit::Coded::new(
+            exit::FAILURE,
+            format!("drill failed: {}: {}", first.name, first.detail),
+        )
+        .into());
+    }
+    Ok(exit::SUCCESS)
+}
+
+pub async fn list(settings: &Settings, cmd: DrillsCommand) -> anyhow::Result<u8> {
+    let DrillsCommand::List(args) = cmd;
+    let store = super::repository(settings).await?;
+    let reports = drill::list(store.as_ref()).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+        return Ok(exit::SUCCESS);
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_BORDERS_ONLY);
+    table.set_header(["drill (UTC)", "backup", "result", "RTO", "RPO"]);
+    for r in &reports {
+        table.add_row([
+            r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            r.backup.clone(),
+            if r.ok {
+                "passed".into()
+            } else {
+                "FAILED".into()
+            },
+            format!("{:.1}s", r.rto_seconds),
+            format!("{:.0}s", r.rpo_seconds),
+        ]);
+    }
+    println!("{table}");
+    Ok(exit::SUCCESS)
+}

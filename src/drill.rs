@@ -1,0 +1,506 @@
+//! `stockops drill`: prove, with figures, that a backup restores completely
+//! and fast. Restore into a scratch cluster of our own (or a given empty
+//! database), check everything, time every phase, store the report beside
+//! the backup.
+//!
+//! Phases: (1) start the scratch cluster; (2) restore: fetch, decrypt,
+//! decompress and `pg_restore`, streamed together (they overlap, so they are
+//! timed as one), roles first; (3) provision the restored database (its
+//! database-level grants are not in the archive) and check it has no drift:
+//! roles, grants, forced row-level security, the api functions; (4) verify:
+//! every table's count and fingerprint, the audit chain and its head against
+//! the one recorded at backup time, and smoke calls as each group (an allowed
+//! read succeeds, a forbidden write is denied). RTO is the wall time from the
+//! start to a verified database; RPO is now minus the backup's snapshot time.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+use crate::catalog::Manifest;
+use crate::crypto::Identities;
+use crate::provision::{self, Declaration, Mode};
+use crate::restore::{self, RestoreOptions};
+use crate::storage::WriteStore;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Phase {
+    pub name: String,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrillCheck {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// The drill's report, printed and stored at `drills/<backup id>/<time>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrillReport {
+    pub backup: String,
+    pub snapshot_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub target: String,
+    pub phases: Vec<Phase>,
+    pub rto_seconds: f64,
+    pub rpo_seconds: f64,
+    pub max_rto_seconds: Option<f64>,
+    pub max_rpo_seconds: Option<f64>,
+    pub checks: Vec<DrillCheck>,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DrillOptions {
+    pub target: Option<(PgConnectOptions, String)>,
+    pub max_rto: Option<f64>,
+    pub max_rpo: Option<f64>,
+    pub keep: bool,
+}
+
+/// A PostgreSQL cluster of our own on a Unix socket, removed on drop unless kept.
+pub struct ScratchCluster {
+    pub dir: PathBuf,
+    pub port: u16,
+    bin: PathBuf,
+    as_postgres: bool,
+    keep: bool,
+}
+
+impl ScratchCluster {
+    /// initdb and start, as the postgres OS user when run as root (initdb refuses root).
+    pub fn start(major: u32, keep: bool) -> anyhow::Result<Self> {
+        let bin = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"));
+        if !bin.join("initdb").exists() {
+            bail!("PostgreSQL {major}'s server binaries are not installed ({}): install postgresql-{major}", bin.display());
+        }
+        let as_postgres = unsafe_is_root();
+        let dir = std::env::temp_dir().join(format!(
+            "stockops-drill-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        if as_postgres {
+            chown_postgres(&dir)?;
+        }
+        let port = free_port()?;
+        let cluster = Self {
+            dir,
+            port,
+            bin,
+            as_postgres,
+            keep,
+        };
+        let data = cluster.dir.join("data");
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                path(&data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+        )?;
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses='' -c fsync=off -c max_connections=50",
+            port,
+            cluster.dir.display()
+        );
+        let log = cluster.dir.join("log");
+        cluster.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path(&data),
+                "-l",
+                path(&log),
+                "-o",
+                &opts,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )?;
+        Ok(cluster)
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<()> {
+        let exe = self.bin.join(program);
+        let out = if self.as_postgres {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&exe)
+                .args(args)
+                .output()
+        } else {
+            Command::new(&exe).args(args).output()
+        }
+        .with_context(|| format!("running {}", exe.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{program} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    pub fn options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .socket(&self.dir)
+            .port(self.port)
+            .username("postgres")
+            .database(database)
+    }
+}
+
+impl Drop for ScratchCluster {
+    fn drop(&mut self) {
+        if self.keep {
+            tracing::info!(dir = %self.dir.display(), port = self.port, "kept the scratch cluster");
+            return;
+        }
+        let data = self.dir.join("data");
+        let _ = self.run(
+            "pg_ctl",
+            &["-D", path(&data), "-m", "immediate", "-w", "stop"],
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
+
+fn unsafe_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn chown_postgres(dir: &Path) -> anyhow::Result<()> {
+    let out = Command::new("chown")
+        .args(["postgres:postgres", path(dir)])
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "cannot give {} to the postgres user: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Run a drill of backup `m`.
+pub async fn run(
+    store: &dyn WriteStore,
+    m: &Manifest,
+    ids: &Identities,
+    opts: DrillOptions,
+) -> anyhow::Result<DrillReport> {
+    let started_at = Utc::now();
+    let clock = Instant::now();
+    let mut phases = Vec::new();
+    let mut checks = Vec::new();
+    let major: u32 = m
+        .server_version
+        .split('.')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    // 1. The target.
+    let t = Instant::now();
+    let (cluster, target, url) = match opts.target.clone() {
+        Some((o, url)) => (None, o, Some(url)),
+        None => {
+            let c = ScratchCluster::start(major, opts.keep)?;
+            let mut admin =
+                PgConnection::connect_with(&c.options("postgres").disable_statement_logging())
+                    .await?;
+            sqlx::raw_sql("CREATE DATABASE drill")
+                .execute(&mut admin)
+                .await?;
+            let o = c.options("drill");
+            (Some(c), o, None)
+        }
+    };
+    phases.push(Phase {
+        name: "start the scratch cluster".into(),
+        seconds: t.elapsed().as_secs_f64(),
+    });
+    // 2. Restore (roles first).
+    let t = Instant::now();
+    let restored = restore::run(
+        store,
+        m,
+        ids,
+        &target,
+        url.as_deref(),
+        RestoreOptions {
+            force: false,
+            with_globals: true,
+        },
+    )
+    .await?;
+    phases.push(Phase {
+        name: "fetch, decrypt, decompress, restore (streamed)".into(),
+        seconds: t.elapsed().as_secs_f64(),
+    });
+    // 3. Provision and drift check.
+    let t = Instant::now();
+    let mut conn = PgConnection::connect_with(&target.clone().disable_statement_logging()).await?;
+    let decl = Declaration::embedded()?;
+    provision::run(&mut conn, &decl, Mode::Apply)
+        .await
+        .context("provisioning the restored database")?;
+    let drift = provision::run(&mut conn, &decl, Mode::Plan).await?;
+    checks.push(DrillCheck {
+        name: "roles, grants, forced row-level security, api functions".into(),
+        ok: drift.is_empty(),
+        detail: if drift.is_empty() {
+            "as declared".into()
+        } else {
+            drift
+                .iter()
+                .map(|c| c.description.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
+    });
+    phases.push(Phase {
+        name: "provision and drift check".into(),
+        seconds: t.elapsed().as_secs_f64(),
+    });
+    // 4. Verify.
+    let t = Instant::now();
+    checks.push(DrillCheck {
+        name: "row counts and fingerprints".into(),
+        ok: restored.mismatches.is_empty(),
+        detail: if restored.mismatches.is_empty() {
+            format!(
+                "{} tables, {} rows, as in the backup's snapshot",
+                restored.tables_checked, restored.rows
+            )
+        } else {
+            restored.mismatches.join("; ")
+        },
+    });
+    checks.push(audit_check(&mut conn, restored.audit_head.as_deref()).await);
+    checks.extend(smoke_calls(&mut conn, &target, &decl).await?);
+    phases.push(Phase {
+        name: "verify".into(),
+        seconds: t.elapsed().as_secs_f64(),
+    });
+    let rto = clock.elapsed().as_secs_f64();
+    let rpo = (Utc::now() - m.snapshot_at).num_milliseconds() as f64 / 1000.0;
+    if let Some(max) = opts.max_rto {
+        checks.push(DrillCheck {
+            name: "RTO budget".into(),
+            ok: rto <= max,
+            detail: format!("{rto:.1}s, budget {max:.0}s"),
+        });
+    }
+    if let Some(max) = opts.max_rpo {
+        checks.push(DrillCheck {
+            name: "RPO budget".into(),
+            ok: rpo <= max,
+            detail: format!("{rpo:.0}s, budget {max:.0}s"),
+        });
+    }
+    drop(conn);
+    let target_name = match &cluster {
+        Some(c) => format!("scratch cluster {} (port {})", c.dir.display(), c.port),
+        None => crate::db::describe(&target),
+    };
+    drop(cluster);
+    let report = DrillReport {
+        backup: m.id.clone(),
+        snapshot_at: m.snapshot_at,
+        started_at,
+        target: target_name,
+        phases,
+        rto_seconds: rto,
+        rpo_seconds: rpo,
+        max_rto_seconds: opts.max_rto,
+        max_rpo_seconds: opts.max_rpo,
+        ok: checks.iter().all(|c| c.ok),
+        checks,
+    };
+    let key = format!(
+        "drills/{}/{}.json",
+        m.id,
+        started_at.format("%Y%m%dT%H%M%SZ")
+    );
+    store
+        .put(&key, serde_json::to_vec_pretty(&report)?)
+        .await
+        .context("storing the drill report")?;
+    Ok(report)
+}
+
+async fn audit_check(conn: &mut PgConnection, head: Option<&str>) -> DrillCheck {
+    let expect = head.and_then(|h| h.parse().ok());
+    match crate::audit::verify(conn, false, expect).await {
+        Ok(v) => DrillCheck {
+            name: "audit chain and its head at backup time".into(),
+            ok: v.problem.is_none(),
+            detail: v
+                .problem
+                .unwrap_or_else(|| format!("{} records chained, head {}", v.chained, v.head)),
+        },
+        Err(e) => DrillCheck {
+            name: "audit chain".into(),
+            ok: false,
+            detail: format!("{e:#}"),
+        },
+    }
+}
+
+/// As a temporary login of each group: an allowed read succeeds, a forbidden write is denied.
+async fn smoke_calls(
+    conn: &mut PgConnection,
+    target: &PgConnectOptions,
+    decl: &Declaration,
+) -> anyhow::Result<Vec<DrillCheck>> {
+    let reseller: Option<String> =
+        sqlx::query_scalar("SELECT code FROM inventory.resellers ORDER BY code LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let supplier: Option<String> =
+        sqlx::query_scalar("SELECT code FROM inventory.suppliers ORDER BY code LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let cases: [(&str, &str, &str); 7] = [
+        (
+            "dept_stock",
+            "SELECT count(*) FROM api.stock_status()",
+            "SELECT api.record_sale('x', 'x', 'x', 1)",
+        ),
+        (
+            "dept_sales",
+            "SELECT count(*) FROM api.stock_status()",
+            "SELECT api.adjust_stock('x', 'x', 1, 'x')",
+        ),
+        (
+            "dept_purchasing",
+            "SELECT count(*) FROM api.reorder_needs()",
+            "SELECT api.record_sale('x', 'x', 'x', 1)",
+        ),
+        (
+            "dept_reporting",
+            "SELECT count(*) FROM api.margins(current_date - 365, current_date + 1)",
+            "SELECT api.receive_stock('x', 'x', 1)",
+        ),
+        (
+            "dept_audit",
+            "SELECT count(*) FROM api.audit_tail(5)",
+            "SELECT count(*) FROM inventory.products",
+        ),
+        (
+            "reseller",
+            "SELECT count(*) FROM api.my_orders()",
+            "SELECT api.record_sale('x', 'x', 'x', 1)",
+        ),
+        (
+            "supplier",
+            "SELECT count(*) FROM api.my_purchase_orders()",
+            "SELECT count(*) FROM inventory.sales_orders",
+        ),
+    ];
+    let mut checks = Vec::new();
+    for (group, allowed, forbidden) in cases {
+        let login = format!("stockops_drill_{}", &group.replace("dept_", ""));
+        sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {login}"))
+            .execute(&mut *conn)
+            .await
+            .ok();
+        let user = crate::users::NewUser {
+            name: &login,
+            group,
+            reseller: (group == "reseller")
+                .then_some(reseller.as_deref())
+                .flatten(),
+            supplier: (group == "supplier")
+                .then_some(supplier.as_deref())
+                .flatten(),
+        };
+        let password = crate::scram::Secret::generate();
+        let outcome = async {
+            crate::users::add(conn, decl, &user, &password).await?;
+            let mut c = PgConnection::connect_with(&target.clone().username(&login).password(password.expose()).disable_statement_logging()).await?;
+            let read = sqlx::query(allowed).execute(&mut c).await;
+            let write = sqlx::query(forbidden).execute(&mut c).await;
+            let denied = matches!(&write, Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42501"));
+            anyhow::Ok((read.map_err(|e| e.to_string()), denied))
+        }
+        .await;
+        sqlx::query("DELETE FROM inventory.partner_logins WHERE login = $1")
+            .bind(&login)
+            .execute(&mut *conn)
+            .await
+            .ok();
+        sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {login}"))
+            .execute(&mut *conn)
+            .await
+            .ok();
+        checks.push(match outcome {
+            Ok((Ok(_), true)) => DrillCheck {
+                name: format!("smoke calls as {group}"),
+                ok: true,
+                detail: "allowed read ran, forbidden write denied".into(),
+            },
+            Ok((Err(e), _)) => DrillCheck {
+                name: format!("smoke calls as {group}"),
+                ok: false,
+                detail: format!("allowed read failed: {e}"),
+            },
+            Ok((Ok(_), false)) => DrillCheck {
+                name: format!("smoke calls as {group}"),
+                ok: false,
+                detail: format!("forbidden write was not denied: {forbidden}"),
+            },
+            Err(e) => DrillCheck {
+                name: format!("smoke calls as {group}"),
+                ok: false,
+                detail: format!("{e:#}"),
+            },
+        });
+    }
+    Ok(checks)
+}
+
+/// Stored drill reports, oldest first.
+pub async fn list(store: &dyn WriteStore) -> anyhow::Result<Vec<DrillReport>> {
+    let mut out = Vec::new();
+    for o in store.list("drills/").await? {
+        let bytes = store.get(&o.key).await?;
+        out.push(
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a drill report", o.key))?,
+        );
+    }
+    out.sort_by(|a: &DrillReport, b| a.started_at.cmp(&b.started_at));
+    Ok(out)
+}
