@@ -351,7 +351,7 @@ pub async fn run(
     let key = format!(
         "drills/{}/{}.json",
         m.id,
-        started_at.format("%Y%m%dT%H%M%SZ")
+        started_at.format("%Y%m%dT%H%M%S%.3fZ")
     );
     store
         .put(&key, serde_json::to_vec_pretty(&report)?)
@@ -501,6 +501,6 @@ pub async fn list(store: &dyn WriteStore) -> anyhow::Result<Vec<DrillReport>> {
                 .with_context(|| format!("{} is not a drill report", o.key))?,
         );
     }
-    out.sort_by(|a: &DrillReport, b| a.started_at.cmp(&b.started_at));
+    out.sort_by_key(|r: &DrillReport| r.started_at);
     Ok(out)
 }
