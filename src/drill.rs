@@ -250,69 +250,24 @@ pub async fn run(
         name: "start the scratch cluster".into(),
         seconds: t.elapsed().as_secs_f64(),
     });
-    // 2. Restore (roles first).
-    let t = Instant::now();
-    let restored = restore::run(
+    // 2.-4. Restore, check, verify; a failure anywhere is the drill's finding.
+    if let Err(e) = restore_and_verify(
         store,
         m,
         ids,
         &target,
         url.as_deref(),
-        RestoreOptions {
-            force: false,
-            with_globals: true,
-        },
+        &mut phases,
+        &mut checks,
     )
-    .await?;
-    phases.push(Phase {
-        name: "fetch, decrypt, decompress, restore (streamed)".into(),
-        seconds: t.elapsed().as_secs_f64(),
-    });
-    // 3. Provision and drift check.
-    let t = Instant::now();
-    let mut conn = PgConnection::connect_with(&target.clone().disable_statement_logging()).await?;
-    let decl = Declaration::embedded()?;
-    provision::run(&mut conn, &decl, Mode::Apply)
-        .await
-        .context("provisioning the restored database")?;
-    let drift = provision::run(&mut conn, &decl, Mode::Plan).await?;
-    checks.push(DrillCheck {
-        name: "roles, grants, forced row-level security, api functions".into(),
-        ok: drift.is_empty(),
-        detail: if drift.is_empty() {
-            "as declared".into()
-        } else {
-            drift
-                .iter()
-                .map(|c| c.description.clone())
-                .collect::<Vec<_>>()
-                .join("; ")
-        },
-    });
-    phases.push(Phase {
-        name: "provision and drift check".into(),
-        seconds: t.elapsed().as_secs_f64(),
-    });
-    // 4. Verify.
-    let t = Instant::now();
-    checks.push(DrillCheck {
-        name: "row counts and fingerprints".into(),
-        ok: restored.mismatches.is_empty(),
-        detail: if restored.mismatches.is_empty() {
-            format!(
-                "{} tables, {} rows, as in the backup's snapshot",
-                restored.tables_checked, restored.rows
-            )
-        } else {
-            restored.mismatches.join("; ")
-        },
-    });
-    checks.push(audit_check(&mut conn, restored.audit_head.as_deref()).await);
-    checks.extend(smoke_calls(&mut conn, &target, &decl).await?);
-    phases.push(Phase {
-        name: "verify".into(),
-        seconds: t.elapsed().as_secs_f64(),
-    });
+    .await
+    {
+        checks.push(DrillCheck {
+            name: "restore".into(),
+            ok: false,
+            detail: format!("{e:#}"),
+        });
+    }
     let rto = clock.elapsed().as_secs_f64();
     let rpo = (Utc::now() - m.snapshot_at).num_milliseconds() as f64 / 1000.0;
     if let Some(max) = opts.max_rto {
@@ -329,7 +284,6 @@ pub async fn run(
             detail: format!("{rpo:.0}s, budget {max:.0}s"),
         });
     }
-    drop(conn);
     let target_name = match &cluster {
         Some(c) => format!("scratch cluster {} (port {})", c.dir.display(), c.port),
         None => crate::db::describe(&target),
@@ -358,6 +312,77 @@ pub async fn run(
         .await
         .context("storing the drill report")?;
     Ok(report)
+}
+
+/// Restore, then check drift, fingerprints, the audit chain and the groups' calls.
+async fn restore_and_verify(
+    store: &dyn WriteStore,
+    m: &Manifest,
+    ids: &Identities,
+    target: &PgConnectOptions,
+    url: Option<&str>,
+    phases: &mut Vec<Phase>,
+    checks: &mut Vec<DrillCheck>,
+) -> anyhow::Result<()> {
+    // 2. Restore (roles first).
+    let t = Instant::now();
+    let opts = RestoreOptions {
+        force: false,
+        with_globals: true,
+    };
+    let restored = restore::run(store, m, ids, target, url, opts).await?;
+    phases.push(Phase {
+        name: "fetch, decrypt, decompress, restore (streamed)".into(),
+        seconds: t.elapsed().as_secs_f64(),
+    });
+    // 3. Drift as restored (only the database's own grants may differ: pg_dump
+    //    keeps them outside its archive), then provision for those.
+    let t = Instant::now();
+    let mut conn = PgConnection::connect_with(&target.clone().disable_statement_logging()).await?;
+    let decl = Declaration::embedded()?;
+    let drift: Vec<String> = provision::run(&mut conn, &decl, Mode::Plan)
+        .await?
+        .into_iter()
+        .map(|c| c.description)
+        .filter(|d| !d.contains(" on database "))
+        .collect();
+    checks.push(DrillCheck {
+        name: "roles, grants, forced row-level security, api functions".into(),
+        ok: drift.is_empty(),
+        detail: if drift.is_empty() {
+            "as declared".into()
+        } else {
+            drift.join("; ")
+        },
+    });
+    provision::run(&mut conn, &decl, Mode::Apply)
+        .await
+        .context("provisioning the restored database")?;
+    phases.push(Phase {
+        name: "drift check and provision".into(),
+        seconds: t.elapsed().as_secs_f64(),
+    });
+    // 4. Verify.
+    let t = Instant::now();
+    checks.push(DrillCheck {
+        name: "row counts and fingerprints".into(),
+        ok: restored.mismatches.is_empty(),
+        detail: if restored.mismatches.is_empty() {
+            format!(
+                "{} tables, {} rows, as in the backup's snapshot",
+                restored.tables_checked, restored.rows
+            )
+        } else {
+            restored.mismatches.join("; ")
+        },
+    });
+    checks.push(audit_check(&mut conn, restored.audit_head.as_deref()).await);
+    checks.extend(smoke_calls(&mut conn, target, &decl).await?);
+    phases.push(Phase {
+        name: "verify".into(),
+        seconds: t.elapsed().as_secs_f64(),
+    });
+    Ok(())
 }
 
 async fn audit_check(conn: &mut PgConnection, head: Option<&str>) -> DrillCheck {

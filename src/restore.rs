@@ -216,6 +216,16 @@ async fn restore_globals(
             if created.contains(&name) {
                 statements.push(line.to_string());
             }
+        } else if let Some(rest) = line.strip_prefix("COMMENT ON ROLE ") {
+            let name = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .trim_matches('"')
+                .to_string();
+            if created.contains(&name) {
+                statements.push(line.to_string());
+            }
         } else if line.starts_with("GRANT ") {
             statements.push(line.to_string());
         }
