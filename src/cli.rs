@@ -478,6 +478,10 @@ pub struct RestoreArgs {
     /// First create the roles and memberships the target cluster lacks (never passwords).
     #[arg(long)]
     pub with_globals: bool,
+    /// Restore with N parallel jobs: the archive is first decrypted to a private
+    /// temporary file (STOCKOPS_SPOOL_DIR, else the system's), removed afterwards.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
     /// Machine-readable report.
     #[arg(long)]
     pub json: bool,

@@ -329,6 +329,7 @@ async fn restore_and_verify(
     let opts = RestoreOptions {
         force: false,
         with_globals: true,
+        jobs: 1,
     };
     let restored = restore::run(store, m, ids, target, url, opts).await?;
     phases.push(Phase {

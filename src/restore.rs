@@ -35,6 +35,9 @@ use crate::storage::ReadStore;
 pub struct RestoreOptions {
     pub force: bool,
     pub with_globals: bool,
+    /// pg_restore jobs; above 1 the archive is spooled decrypted to a private
+    /// temporary file (parallel restore needs a seekable archive).
+    pub jobs: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -88,7 +91,11 @@ pub async fn run(
     };
     // 4. The data.
     let env = db::libpq_env(target, target_url);
-    stream_restore(store, m, ids, &env, opts.force).await?;
+    if opts.jobs > 1 {
+        spooled_restore(store, m, ids, &env, opts).await?;
+    } else {
+        stream_restore(store, m, ids, &env, opts.force).await?;
+    }
     // 5. The proof.
     let (mismatches, rows) = compare(&mut conn, &meta.tables).await?;
     Ok(Report {
@@ -167,6 +174,109 @@ async fn stream_restore(
         bail!(
             "pg_restore failed ({}); it rolled everything back: {stderr}",
             out.status
+        );
+    }
+    Ok(())
+}
+
+/// A private temporary file, removed when dropped, whatever happened.
+struct Spool {
+    path: std::path::PathBuf,
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Decrypt the archive to a private file, then `pg_restore --jobs`. Without
+/// a single transaction (pg_restore cannot combine it with jobs), a failure
+/// can leave the target partly restored: the command fails and says so.
+async fn spooled_restore(
+    store: &dyn ReadStore,
+    m: &Manifest,
+    ids: &Identities,
+    env: &[(String, String)],
+    opts: RestoreOptions,
+) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let data = m
+        .object("data")
+        .context("the manifest lists no data object")?;
+    let dir = std::env::var_os("STOCKOPS_SPOOL_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let spool = Spool {
+        path: dir.join(format!(
+            "stockops-restore-{}-{:08x}.dump",
+            m.id,
+            rand::random::<u32>()
+        )),
+    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&spool.path)
+        .with_context(|| format!("creating the private spool file {}", spool.path.display()))?;
+    let reader = store.open(&data.key).await?;
+    let ids2 = ids.clone();
+    let (_, digests) = tokio::task::spawn_blocking(move || {
+        pipeline::open(
+            SyncIoBridge::new(reader),
+            std::io::BufWriter::new(file),
+            &ids2,
+        )
+    })
+    .await?
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "backup {}: the data object does not decrypt to the end ({e}); nothing was restored",
+            m.id
+        )
+    })?;
+    if digests.stored != data.stored {
+        bail!(
+            "backup {}: the data object does not match its manifest; nothing was restored",
+            m.id
+        );
+    }
+    let major: u32 = m
+        .server_version
+        .split('.')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    let dbname = env
+        .iter()
+        .find(|(k, _)| k == "PGDATABASE")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let mut cmd = Command::new(tool(major, "pg_restore"));
+    cmd.args(["--exit-on-error", "--no-password"])
+        .arg(format!("--jobs={}", opts.jobs));
+    if opts.force {
+        cmd.args(["--clean", "--if-exists"]);
+    }
+    let path = spool.path.clone();
+    let env = env.to_vec();
+    let out = tokio::task::spawn_blocking(move || {
+        cmd.arg(format!("--dbname={dbname}"))
+            .arg(&path)
+            .envs(env)
+            .stdin(Stdio::null())
+            .output()
+    })
+    .await?
+    .context("starting pg_restore")?;
+    drop(spool);
+    if !out.status.success() {
+        bail!(
+            "pg_restore --jobs {} failed ({}); the target may be partly restored, drop it before trying again: {}",
+            opts.jobs,
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
         );
     }
     Ok(())

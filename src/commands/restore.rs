@@ -23,6 +23,7 @@ pub async fn run(settings: &Settings, args: RestoreArgs) -> anyhow::Result<u8> {
     let opts = RestoreOptions {
         force: args.force,
         with_globals: args.with_globals,
+        jobs: args.jobs,
     };
     let report = restore::run(
         store.as_ref(),

@@ -87,6 +87,17 @@ async fn a_restore_is_proven_complete_and_refuses_a_full_target() {
         &restore(&env, "latest", &target, &["--force"]),
         "restore --force",
     );
+
+    // In parallel, through a private spool file that does not outlive the restore.
+    let spool = temp_dir("rs_round_spool");
+    let mut spool_env = env.clone();
+    spool_env.push(("STOCKOPS_SPOOL_DIR".into(), spool.display().to_string()));
+    let parallel = TestDb::new("rs_round_jobs").await;
+    let out = restore(&spool_env, &id, &parallel, &["--jobs", "2"]);
+    assert_success(&out, "restore --jobs 2");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["mismatches"].as_array().unwrap().is_empty(), "{report}");
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0, "the spool file is removed");
 }
 
 #[tokio::test]
