@@ -17,6 +17,7 @@ mod procedures;
 mod provision;
 mod restore;
 mod rls;
+mod runbooks;
 mod seed;
 mod storage;
 mod users;

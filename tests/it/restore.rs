@@ -96,8 +96,15 @@ async fn a_restore_is_proven_complete_and_refuses_a_full_target() {
     let out = restore(&spool_env, &id, &parallel, &["--jobs", "2"]);
     assert_success(&out, "restore --jobs 2");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(report["mismatches"].as_array().unwrap().is_empty(), "{report}");
-    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0, "the spool file is removed");
+    assert!(
+        report["mismatches"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&spool).unwrap().count(),
+        0,
+        "the spool file is removed"
+    );
 }
 
 #[tokio::test]
