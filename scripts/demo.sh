@@ -111,6 +111,14 @@ step "stockops audit (as demo_audit)"
 as_login demo_audit "$STOCKOPS" audit tail -n 6
 as_login demo_audit "$STOCKOPS" audit verify
 
+step "least privilege, seen from the logins"
+as_login demo_sales psql -X -At "postgres://demo_sales@$LOGIN_HOST:$LOGIN_PORT/$LOGIN_DB" \
+    -c "SELECT count(*) FROM inventory.products" 2>&1 | head -1 | sed 's/^/  demo_sales reads a table: /' || true
+as_login demo_reseller psql -X -At "postgres://demo_reseller@$LOGIN_HOST:$LOGIN_PORT/$LOGIN_DB" \
+    -c "SELECT 'demo_reseller sees ' || count(*) || ' orders, all of RES-0001: ' || bool_and(r.code = 'RES-0001')
+          FROM inventory.sales_orders o JOIN inventory.resellers r USING (reseller_id)" | sed 's/^/  /'
+echo "  the whole database holds $(psql -X -At "$DATABASE_URL" -c "SELECT count(*) FROM inventory.sales_orders") orders"
+
 step "stockops backup (as stockops_backup, the least-privileged backup role)"
 KEYS=$DEMO_DIR/keys
 mkdir -p "$KEYS"
@@ -137,14 +145,6 @@ STOCKOPS_AGE_IDENTITY=$KEYS/identity.txt "$STOCKOPS" backups verify latest
 step "stockops drill (restore the backup into a scratch cluster, prove it, time it)"
 STOCKOPS_AGE_IDENTITY=$KEYS/identity.txt "$STOCKOPS" drill --max-rto 600
 "$STOCKOPS" drills list
-
-step "least privilege, seen from the logins"
-as_login demo_sales psql -X -At "postgres://demo_sales@$LOGIN_HOST:$LOGIN_PORT/$LOGIN_DB" \
-    -c "SELECT count(*) FROM inventory.products" 2>&1 | head -1 | sed 's/^/  demo_sales reads a table: /' || true
-as_login demo_reseller psql -X -At "postgres://demo_reseller@$LOGIN_HOST:$LOGIN_PORT/$LOGIN_DB" \
-    -c "SELECT 'demo_reseller sees ' || count(*) || ' orders, all of RES-0001: ' || bool_and(r.code = 'RES-0001')
-          FROM inventory.sales_orders o JOIN inventory.resellers r USING (reseller_id)" | sed 's/^/  /'
-echo "  the whole database holds $(psql -X -At "$DATABASE_URL" -c "SELECT count(*) FROM inventory.sales_orders") orders"
 
 step "done"
 echo "database: $LOGIN_DB on $LOGIN_HOST:$LOGIN_PORT; try: PGPASSFILE=$PGPASS DATABASE_URL=postgres://demo_reporting@$LOGIN_HOST:$LOGIN_PORT/$LOGIN_DB $STOCKOPS report stock --format csv"

@@ -1,5 +1,7 @@
 //! Restores: complete and proven, or refused, or rolled back; never half.
 
+use sqlx::Connection;
+
 use crate::backup::{backup, job_env, with_identity, Keys};
 use crate::common::*;
 
@@ -256,4 +258,90 @@ async fn with_globals_recreates_missing_roles_without_passwords() {
         .execute(&mut admin)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_restore_on_another_cluster_is_identical_to_the_source() {
+    let db = seeded("rs_other").await;
+    let dir = temp_dir("rs_other");
+    let keys = Keys::new(&dir);
+    let env = with_identity(
+        job_env(&format!("file://{}", dir.join("repo").display()), &keys),
+        &keys,
+    );
+    let id = backup(&db, &env);
+    // Another cluster: a scratch one, as the drill starts.
+    let cluster = stockops::drill::ScratchCluster::start(15, false).unwrap();
+    let mut admin = sqlx::postgres::PgConnection::connect_with(&cluster.options("postgres"))
+        .await
+        .unwrap();
+    sqlx::raw_sql("CREATE DATABASE copy")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let socket = cluster.dir.display().to_string();
+    let target = format!(
+        "postgres://postgres@localhost:{}/copy?host={socket}",
+        cluster.port
+    );
+    let out = stockops_env(
+        &[
+            "restore",
+            &id,
+            "--target-url",
+            &target,
+            "--with-globals",
+            "--json",
+        ],
+        None,
+        None,
+        &env,
+    );
+    assert_success(&out, "restore on another cluster");
+    // Compare full plain-text dumps of both databases.
+    let dump = |host: &str, port: &str, db: &str| {
+        let out = std::process::Command::new("/usr/lib/postgresql/15/bin/pg_dump")
+            .args([
+                "--no-password",
+                "-h",
+                host,
+                "-p",
+                port,
+                "-U",
+                "postgres",
+                db,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // pg_dump's \restrict / \unrestrict lines carry a random key per dump.
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let admin_url = admin_url();
+    let src_socket = admin_url.split("host=").nth(1).unwrap();
+    let src_port = std::env::var("STOCKOPS_TEST_PG_PORT").unwrap();
+    let a = dump(src_socket, &src_port, &db.name);
+    let b = dump(&socket, &cluster.port.to_string(), "copy");
+    assert!(a.len() > 100_000, "the source dump holds the data");
+    if a != b {
+        let first = a
+            .lines()
+            .zip(b.lines())
+            .position(|(x, y)| x != y)
+            .unwrap_or(0);
+        panic!(
+            "the dumps differ first at line {first}:\n  source: {:?}\n  copy:   {:?}",
+            a.lines().nth(first),
+            b.lines().nth(first)
+        );
+    }
 }
