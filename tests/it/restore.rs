@@ -345,3 +345,52 @@ async fn a_restore_on_another_cluster_is_identical_to_the_source() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_unreachable_target_is_named() {
+    let db = seeded("rs_unreach").await;
+    let dir = temp_dir("rs_unreach");
+    let keys = Keys::new(&dir);
+    let env = with_identity(
+        job_env(&format!("file://{}", dir.join("repo").display()), &keys),
+        &keys,
+    );
+    let id = backup(&db, &env);
+    let out = stockops_env(
+        &[
+            "restore",
+            &id,
+            "--target-url",
+            "postgres://postgres@127.0.0.1:1/nowhere",
+        ],
+        None,
+        None,
+        &env,
+    );
+    assert_code(&out, 4, "restore to an unreachable target");
+    assert!(
+        stderr(&out).contains("cannot reach the database at postgres@127.0.0.1:1/nowhere"),
+        "{}",
+        stderr(&out)
+    );
+    let out = stockops_env(
+        &[
+            "drill",
+            &id,
+            "--target-url",
+            "postgres://postgres@127.0.0.1:1/nowhere",
+        ],
+        None,
+        None,
+        &env,
+    );
+    assert!(
+        !out.status.success(),
+        "a drill against an unreachable target fails"
+    );
+    assert!(
+        stderr(&out).contains("cannot reach the database"),
+        "{}",
+        stderr(&out)
+    );
+}
