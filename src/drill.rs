@@ -344,8 +344,8 @@ async fn restore_and_verify(
     let drift: Vec<String> = provision::run(&mut conn, &decl, Mode::Plan)
         .await?
         .into_iter()
+        .filter(|c| c.kind != "database")
         .map(|c| c.description)
-        .filter(|d| !d.contains(" on database "))
         .collect();
     checks.push(DrillCheck {
         name: "roles, grants, forced row-level security, api functions".into(),

@@ -141,9 +141,16 @@ async fn diff(
         let h = have.get(&key).unwrap_or(&empty);
         let w = want.get(&key).unwrap_or(&empty);
         let what = format!("{} {}", kind.keyword().to_lowercase(), target);
+        // The database's own privileges are a kind apart: pg_dump keeps them
+        // outside its archive, so a restored database differs in them alone.
+        let change_kind = if *kind == ObjectKind::Database {
+            "database"
+        } else {
+            "privilege"
+        };
         for role in w.difference(h) {
             changes.push(Change::new(
-                "privilege",
+                change_kind,
                 format!("{privilege} on {what} is declared for {role} but not granted"),
                 format!(
                     "GRANT {privilege} ON {} {target} TO {};",
@@ -154,7 +161,7 @@ async fn diff(
         }
         for role in h.difference(w) {
             changes.push(Change::new(
-                "privilege",
+                change_kind,
                 format!("{privilege} on {what} is granted to {role} but not declared"),
                 format!(
                     "REVOKE {privilege} ON {} {target} FROM {};",
