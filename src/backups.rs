@@ -176,7 +176,7 @@ pub async fn verify(
     let data = m
         .object("data")
         .context("the manifest lists no data object")?;
-    let (listing, digests) = list_archive(store, &data.key, ids, &m.server_version).await?;
+    let (listing, digests) = list_archive(store, &data.key, ids, m.server_major()).await?;
     v.checks.push(compare(
         "data (plaintext)",
         &digests.plain,
@@ -330,13 +330,8 @@ async fn list_archive(
     store: &dyn ReadStore,
     key: &str,
     ids: &Identities,
-    server_version: &str,
+    major: u32,
 ) -> anyhow::Result<(Result<usize, String>, pipeline::Digests)> {
-    let major: u32 = server_version
-        .split('.')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(15);
     let mut child = Command::new(crate::backup::tool(major, "pg_restore"))
         .arg("--list")
         .stdin(Stdio::piped())

@@ -80,6 +80,15 @@ impl Manifest {
     pub fn object(&self, name: &str) -> Option<&StoredObject> {
         self.objects.iter().find(|o| o.name == name)
     }
+
+    /// The server's major version, for picking matching client programs.
+    pub fn server_major(&self) -> u32 {
+        self.server_version
+            .split('.')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(15)
+    }
 }
 
 /// Per-table proof of content, taken in the dump's snapshot.

@@ -224,12 +224,7 @@ pub async fn run(
     let clock = Instant::now();
     let mut phases = Vec::new();
     let mut checks = Vec::new();
-    let major: u32 = m
-        .server_version
-        .split('.')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(15);
+    let major = m.server_major();
     // 1. The target.
     let t = Instant::now();
     let (cluster, target, url) = match opts.target.clone() {

@@ -92,9 +92,9 @@ pub async fn run(
     // 4. The data.
     let env = db::libpq_env(target, target_url);
     if opts.jobs > 1 {
-        spooled_restore(store, m, ids, &env, opts).await?;
+        spooled_restore(store, m, ids, &env, &database, opts).await?;
     } else {
-        stream_restore(store, m, ids, &env, opts.force).await?;
+        stream_restore(store, m, ids, &env, &database, opts.force).await?;
     }
     // 5. The proof.
     let (mismatches, rows) = compare(&mut conn, &meta.tables).await?;
@@ -116,27 +116,18 @@ async fn stream_restore(
     m: &Manifest,
     ids: &Identities,
     env: &[(String, String)],
+    dbname: &str,
     clean: bool,
 ) -> anyhow::Result<()> {
     let data = m
         .object("data")
         .context("the manifest lists no data object")?;
-    let major: u32 = m
-        .server_version
-        .split('.')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(15);
+    let major = m.server_major();
     let mut cmd = Command::new(tool(major, "pg_restore"));
     cmd.args(["--single-transaction", "--exit-on-error", "--no-password"]);
     if clean {
         cmd.args(["--clean", "--if-exists"]);
     }
-    let dbname = env
-        .iter()
-        .find(|(k, _)| k == "PGDATABASE")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
     let mut child = cmd
         .arg(format!("--dbname={dbname}"))
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -198,6 +189,7 @@ async fn spooled_restore(
     m: &Manifest,
     ids: &Identities,
     env: &[(String, String)],
+    dbname: &str,
     opts: RestoreOptions,
 ) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -242,17 +234,7 @@ async fn spooled_restore(
             m.id
         );
     }
-    let major: u32 = m
-        .server_version
-        .split('.')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(15);
-    let dbname = env
-        .iter()
-        .find(|(k, _)| k == "PGDATABASE")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
+    let major = m.server_major();
     let mut cmd = Command::new(tool(major, "pg_restore"));
     cmd.args(["--exit-on-error", "--no-password"])
         .arg(format!("--jobs={}", opts.jobs));
@@ -261,6 +243,7 @@ async fn spooled_restore(
     }
     let path = spool.path.clone();
     let env = env.to_vec();
+    let dbname = dbname.to_string();
     let out = tokio::task::spawn_blocking(move || {
         cmd.arg(format!("--dbname={dbname}"))
             .arg(&path)
@@ -316,24 +299,17 @@ async fn restore_globals(
                 created.push(name);
                 statements.push(line.to_string());
             }
-        } else if let Some(rest) = line.strip_prefix("ALTER ROLE ") {
+        } else if let Some(rest) = line
+            .strip_prefix("ALTER ROLE ")
+            .or_else(|| line.strip_prefix("COMMENT ON ROLE "))
+        {
+            // Settings and comments of the roles created here only.
             let name = rest
                 .split_whitespace()
                 .next()
                 .unwrap_or("")
-                .trim_matches('"')
-                .to_string();
-            if created.contains(&name) {
-                statements.push(line.to_string());
-            }
-        } else if let Some(rest) = line.strip_prefix("COMMENT ON ROLE ") {
-            let name = rest
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .trim_matches('"')
-                .to_string();
-            if created.contains(&name) {
+                .trim_matches('"');
+            if created.iter().any(|c| c == name) {
                 statements.push(line.to_string());
             }
         } else if line.starts_with("GRANT ") {
