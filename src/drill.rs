@@ -82,7 +82,7 @@ impl ScratchCluster {
         if !bin.join("initdb").exists() {
             bail!("PostgreSQL {major}'s server binaries are not installed ({}): install postgresql-{major}", bin.display());
         }
-        let as_postgres = unsafe_is_root();
+        let as_postgres = is_root();
         let dir = std::env::temp_dir().join(format!(
             "stockops-drill-{}-{}",
             std::process::id(),
@@ -186,7 +186,7 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap_or_default()
 }
 
-fn unsafe_is_root() -> bool {
+fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

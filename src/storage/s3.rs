@@ -147,6 +147,25 @@ impl S3Store {
         }
     }
 
+    /// GET an object: its full key and body, or NotFound.
+    async fn body(&self, key: &str) -> Result<(String, ByteStream)> {
+        let full = self.full(key)?;
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+        {
+            Ok(o) => Ok((full, o.body)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                Err(StoreError::NotFound(key.to_string()))
+            }
+            Err(e) => Err(self.err(&format!("GET {full}"), e)),
+        }
+    }
+
     fn err<E: std::error::Error>(&self, what: &str, e: E) -> StoreError {
         StoreError::failed(
             &self.describe(),
@@ -211,45 +230,16 @@ impl ReadStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>> {
-        let full = self.full(key)?;
-        let object = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .send()
-            .await
-        {
-            Ok(o) => o,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                return Err(StoreError::NotFound(key.to_string()))
-            }
-            Err(e) => return Err(self.err(&format!("GET {full}"), e)),
-        };
-        let body = object
-            .body
+        let (full, body) = self.body(key).await?;
+        let bytes = body
             .collect()
             .await
             .map_err(|e| self.err(&format!("GET {full}"), e))?;
-        Ok(body.into_bytes().to_vec())
+        Ok(bytes.into_bytes().to_vec())
     }
 
     async fn open(&self, key: &str) -> Result<Reader> {
-        let full = self.full(key)?;
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .send()
-            .await
-        {
-            Ok(o) => Ok(Box::new(o.body.into_async_read())),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                Err(StoreError::NotFound(key.to_string()))
-            }
-            Err(e) => Err(self.err(&format!("GET {full}"), e)),
-        }
+        Ok(Box::new(self.body(key).await?.1.into_async_read()))
     }
 
     async fn retention(&self, key: &str) -> Result<Option<Retention>> {
