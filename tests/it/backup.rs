@@ -5,7 +5,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use age::secrecy::ExposeSecret;
-use stockops::storage::{self, S3Options};
 
 use crate::common::*;
 
@@ -90,15 +89,7 @@ async fn a_backup_restores_with_the_standard_tools_and_shows_no_business_data() 
     let id = backup(&db, &env);
 
     // Fetch the objects as any S3 client would, and open them with age, zstd, pg_restore.
-    let store = storage::open(
-        &repo,
-        &S3Options {
-            path_style: true,
-            ..S3Options::default()
-        },
-    )
-    .await
-    .unwrap();
+    let store = open_store(&repo).await;
     let objects = store.list(&format!("backups/{id}/")).await.unwrap();
     let names: Vec<&str> = objects
         .iter()
@@ -250,7 +241,7 @@ async fn one_backup_at_a_time() {
     let keys = Keys::new(&dir);
     let repo = format!("file://{}", dir.join("repo").display());
     let env = job_env(&repo, &keys);
-    let store = storage::open(&repo, &S3Options::default()).await.unwrap();
+    let store = open_store(&repo).await;
     let mut holder = db.admin().await;
     stockops::backup::lock(&mut holder, &store.describe())
         .await
@@ -638,15 +629,7 @@ async fn object_lock_is_applied_where_supported_and_refused_where_not() {
     for (k, v) in moto_env() {
         std::env::set_var(k, v);
     }
-    let store = storage::open(
-        &repo,
-        &S3Options {
-            path_style: true,
-            ..S3Options::default()
-        },
-    )
-    .await
-    .unwrap();
+    let store = open_store(&repo).await;
     let objects = store.list(&format!("backups/{id}/")).await.unwrap();
     assert_eq!(objects.len(), 4);
     let soon = std::time::SystemTime::now() + Duration::from_secs(2 * 86_400 - 3_600);
@@ -686,15 +669,7 @@ async fn object_lock_is_applied_where_supported_and_refused_where_not() {
         stderr(&out)
     );
     use_s3_env();
-    let store = storage::open(
-        &repo,
-        &S3Options {
-            path_style: true,
-            ..S3Options::default()
-        },
-    )
-    .await
-    .unwrap();
+    let store = open_store(&repo).await;
     assert!(store.list("").await.unwrap().is_empty());
     assert!(store.incomplete_uploads().await.unwrap().is_empty());
 

@@ -3,14 +3,13 @@
 use crate::backup::{backup, job_env, with_identity, Keys};
 use crate::common::*;
 
-#[tokio::test]
-async fn a_drill_proves_the_backup_and_a_budget_can_fail_it() {
-    let db = TestDb::provisioned("dr_drill").await;
+/// A seeded database with some audited activity, so a drill has a chain to check.
+async fn with_sales(tag: &str, scale: &str) -> TestDb {
+    let db = TestDb::provisioned(tag).await;
     assert_success(
-        &db.run(&["seed", "--scale", "0.05", "--as-of", "2026-01-01"]),
+        &db.run(&["seed", "--scale", scale, "--as-of", "2026-01-01"]),
         "seed",
     );
-    // Some audited activity, so the drill has a chain to check.
     let mut admin = db.admin().await;
     let sku: String = sqlx::query_scalar(
         "SELECT p.sku FROM inventory.stock_levels l JOIN inventory.products p USING (product_id)
@@ -26,6 +25,12 @@ async fn a_drill_proves_the_backup_and_a_budget_can_fail_it() {
             .await
             .unwrap();
     }
+    db
+}
+
+#[tokio::test]
+async fn a_drill_proves_the_backup_and_a_budget_can_fail_it() {
+    let db = with_sales("dr_drill", "0.05").await;
     let dir = temp_dir("dr_drill");
     let keys = Keys::new(&dir);
     let env = with_identity(
@@ -83,26 +88,8 @@ async fn a_drill_proves_the_backup_and_a_budget_can_fail_it() {
 
 #[tokio::test]
 async fn a_drill_names_what_is_wrong_with_a_backup() {
-    let db = TestDb::provisioned("dr_fail").await;
-    assert_success(
-        &db.run(&["seed", "--scale", "0.02", "--as-of", "2026-01-01"]),
-        "seed",
-    );
+    let db = with_sales("dr_fail", "0.02").await;
     let mut admin = db.admin().await;
-    let sku: String = sqlx::query_scalar(
-        "SELECT p.sku FROM inventory.stock_levels l JOIN inventory.products p USING (product_id)
-          WHERE l.warehouse_id = 1 AND l.on_hand > 5 ORDER BY 1 LIMIT 1",
-    )
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
-    for _ in 0..3 {
-        sqlx::query("SELECT api.record_sale('RES-0001', $1, 'WH-PAR', 1)")
-            .bind(&sku)
-            .execute(&mut admin)
-            .await
-            .unwrap();
-    }
     sqlx::raw_sql("SELECT audit.seal(); SELECT pg_sleep(0.05);")
         .execute(&mut admin)
         .await

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use stockops::storage::{self, S3Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -301,15 +300,7 @@ async fn s3_dying_mid_upload_fails_cleanly_and_prune_clears_it() {
         &env,
     );
     assert_success(&out, "prune");
-    let store = storage::open(
-        &repo,
-        &S3Options {
-            path_style: true,
-            ..S3Options::default()
-        },
-    )
-    .await
-    .unwrap();
+    let store = open_store(&repo).await;
     assert!(
         store.incomplete_uploads().await.unwrap().is_empty(),
         "prune aborts the dead upload"
