@@ -168,6 +168,8 @@ moto_start() {
     local m=$DIR/moto
     mkdir -p "$m"
     if [ ! -x "$m/venv/bin/moto_server" ]; then
+        # Debian's own Python needs python3-venv for `python3 -m venv`.
+        python3 -m venv --help >/dev/null 2>&1 || apt_install python3 python3-venv
         log "installing moto[server] from PyPI into $m/venv"
         python3 -m venv "$m/venv" >&2
         "$m/venv/bin/pip" install -q 'moto[server]' >&2
