@@ -111,6 +111,56 @@ pub enum Command {
     /// The stored drill reports.
     #[command(subcommand)]
     Drills(DrillsCommand),
+    /// Check that the server and the repository are hardened: findings with severity, evidence and fix.
+    Doctor(DoctorArgs),
+    /// Run backup, prune, verify and drill on the cron schedules of the config file, in the foreground.
+    Schedule(ScheduleArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+    /// Print the man page, or write one page per command into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// A backup older than this many hours is a high finding.
+    #[arg(long, default_value_t = 26, value_name = "HOURS")]
+    pub max_backup_age_hours: u64,
+    /// A drill older than this many days is a high finding.
+    #[arg(long, default_value_t = 8, value_name = "DAYS")]
+    pub max_drill_age_days: u64,
+    /// Login roles allowed to be superuser or to bypass row-level security (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "postgres",
+        value_name = "ROLES"
+    )]
+    pub allow_superuser: Vec<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// Run each scheduled job once, one after the other, then exit (for a first check of the config).
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write stockops.1 and one page per subcommand (stockops-backup.1, ...) here.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -504,6 +554,9 @@ pub struct DrillArgs {
     /// Keep the scratch cluster afterwards (its directory and port are logged).
     #[arg(long)]
     pub keep: bool,
+    /// Write Prometheus textfile metrics here (last success time, RTO, RPO).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
     /// Machine-readable report.
     #[arg(long)]
     pub json: bool,

@@ -43,6 +43,7 @@ pub mod db;
 pub mod drill;
 pub mod exit;
 pub mod logging;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod procedures;

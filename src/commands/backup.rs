@@ -1,8 +1,6 @@
 //! `stockops backup [--json] [--metrics-file FILE] [--zstd-level N] ...`.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::Path;
 use std::time::Instant;
 
 use crate::backup::{self, BackupOptions};
@@ -48,15 +46,20 @@ pub async fn run(settings: &Settings, args: BackupArgs) -> anyhow::Result<u8> {
         &opts,
     )
     .await;
-    if let Some(path) = &args.metrics_file {
-        let written = match &result {
-            Ok(s) => write_metrics(path, Some((s.seconds, s.bytes_in, s.bytes_stored))),
-            Err(_) => write_metrics(path, None),
-        };
-        if let Err(e) = written {
-            tracing::warn!(file = %path.display(), error = %e, "could not write the metrics file");
-        }
-    }
+    let figures = match &result {
+        Ok(s) => vec![
+            ("bytes{kind=\"plain\"}", s.bytes_in as f64),
+            ("bytes{kind=\"stored\"}", s.bytes_stored as f64),
+        ],
+        Err(_) => vec![],
+    };
+    crate::metrics::record_or_warn(
+        args.metrics_file.as_deref(),
+        "backup",
+        result.is_ok(),
+        started.elapsed().as_secs_f64(),
+        &figures,
+    );
     let summary = result?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -75,46 +78,4 @@ pub async fn run(settings: &Settings, args: BackupArgs) -> anyhow::Result<u8> {
         );
     }
     Ok(exit::SUCCESS)
-}
-
-/// Prometheus textfile metrics, replaced atomically; a failure keeps the last
-/// success's figures and only moves the failure time.
-fn write_metrics(path: &Path, success: Option<(f64, u64, u64)>) -> std::io::Result<()> {
-    let now = chrono::Utc::now().timestamp() as f64;
-    let mut values: BTreeMap<String, f64> = BTreeMap::new();
-    if let Ok(old) = std::fs::read_to_string(path) {
-        for line in old.lines().filter(|l| !l.starts_with('#')) {
-            if let Some((k, v)) = line.rsplit_once(' ') {
-                if let Ok(v) = v.parse() {
-                    values.insert(k.to_string(), v);
-                }
-            }
-        }
-    }
-    match success {
-        Some((seconds, bytes_in, bytes_stored)) => {
-            values.insert("stockops_backup_last_success_timestamp_seconds".into(), now);
-            values.insert("stockops_backup_duration_seconds".into(), seconds);
-            values.insert(
-                "stockops_backup_bytes{kind=\"plain\"}".into(),
-                bytes_in as f64,
-            );
-            values.insert(
-                "stockops_backup_bytes{kind=\"stored\"}".into(),
-                bytes_stored as f64,
-            );
-            values.insert("stockops_backup_last_run_success".into(), 1.0);
-        }
-        None => {
-            values.insert("stockops_backup_last_failure_timestamp_seconds".into(), now);
-            values.insert("stockops_backup_last_run_success".into(), 0.0);
-        }
-    }
-    let mut text = String::from("# stockops backup metrics (node_exporter textfile format)\n");
-    for (k, v) in values {
-        text.push_str(&format!("{k} {v}\n"));
-    }
-    let tmp = path.with_extension("prom.tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(tmp, path)
 }

@@ -31,7 +31,23 @@ pub async fn run(settings: &Settings, args: DrillArgs) -> anyhow::Result<u8> {
         max_rpo: args.max_rpo,
         keep: args.keep,
     };
-    let report = drill::run(store.as_ref(), &m, &identities, opts).await?;
+    let started = std::time::Instant::now();
+    let result = drill::run(store.as_ref(), &m, &identities, opts).await;
+    let figures = match &result {
+        Ok(r) => vec![
+            ("rto_seconds", r.rto_seconds),
+            ("rpo_seconds", r.rpo_seconds),
+        ],
+        Err(_) => vec![],
+    };
+    crate::metrics::record_or_warn(
+        args.metrics_file.as_deref(),
+        "drill",
+        matches!(&result, Ok(r) if r.ok),
+        started.elapsed().as_secs_f64(),
+        &figures,
+    );
+    let report = result?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

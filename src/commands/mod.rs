@@ -6,10 +6,13 @@ mod backup;
 mod backups;
 mod bench;
 mod call;
+mod completions;
+mod doctor;
 mod drill;
 mod provision;
 mod report;
 mod restore;
+mod schedule;
 mod seed;
 mod users;
 
@@ -31,6 +34,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Restore(args) => restore::run(&settings, args).await,
         Command::Drill(args) => drill::run(&settings, args).await,
         Command::Drills(cmd) => drill::list(&settings, cmd).await,
+        Command::Doctor(args) => doctor::run(&settings, args).await,
+        Command::Schedule(args) => schedule::run(&settings, args).await,
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
     }
 }
 
