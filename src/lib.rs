@@ -16,6 +16,7 @@
 //!   ├── report             read-only reports through the api functions
 //!   ├── audit              verifying the hash chain of the audit log
 //!   ├── backup, backups    taking backups; listing and verifying them
+//!   ├── doctor             hardening checks of the server and the repository
 //!   └── bench              throughput measurements with a baseline in the same run
 //!         │
 //!         └── pipeline, storage, catalog, crypto,     (infrastructure)
@@ -40,6 +41,7 @@ pub mod commands;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod doctor;
 pub mod drill;
 pub mod exit;
 pub mod logging;
