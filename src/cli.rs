@@ -143,10 +143,27 @@ pub struct DoctorArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_long_help = "Runs backup, verify, prune and drill on the cron schedules of the config file's \
+        [schedule] section, in the foreground (for containers).\n\n\
+        Each job is this binary run as a child with the same settings: `backup`, \
+        `backups verify latest`, `backups prune` with the [schedule.keep] retention and \
+        `drill latest`, each with --metrics-file METRICS_DIR/stockops_<job>.prom when \
+        metrics_dir is set. A job never overlaps its own previous run: a tick that comes \
+        while it still runs is logged as skipped. Standard output is the run log, one JSON \
+        object a line (the jobs' own output goes to standard error).\n\n\
+        On SIGTERM or SIGINT no job is started any more, the jobs in flight get SIGTERM \
+        (a backup aborts its upload and keeps nothing) and, past --stop-timeout, SIGKILL. \
+        Exits 0 when nothing was cut short, 7 when a job in flight was aborted."
+)]
 pub struct ScheduleArgs {
-    /// Run each scheduled job once, one after the other, then exit (for a first check of the config).
+    /// Run each scheduled job once, in the order backup, verify, prune, drill, then exit
+    /// (1 if any failed): a first check of the config.
     #[arg(long)]
     pub once: bool,
+    /// On stop, seconds to wait for the jobs in flight after forwarding SIGTERM, before SIGKILL.
+    #[arg(long, default_value_t = 90, value_name = "SECS")]
+    pub stop_timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -476,7 +493,7 @@ pub enum BackupsCommand {
     Show(BackupIdArgs),
     /// Check stored sizes and checksums; with --identity-file also decrypt,
     /// check the plaintext and list the archive.
-    Verify(BackupIdArgs),
+    Verify(VerifyArgs),
     /// Apply the retention policy and clear what crashed runs left.
     Prune(PruneArgs),
 }
@@ -501,6 +518,21 @@ pub struct PruneArgs {
     /// Print the plan, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Write Prometheus textfile metrics here (last success time, backups pruned).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Backup id, or `latest`.
+    pub id: String,
+    /// Write Prometheus textfile metrics here (last success time, duration).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,

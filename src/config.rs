@@ -21,6 +21,34 @@ pub struct FileConfig {
     pub s3_timeout_secs: Option<u64>,
     pub recipients_file: Option<PathBuf>,
     pub identity_file: Option<PathBuf>,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+}
+
+/// `[schedule]`: cron expressions (croner syntax, seconds optional) for the
+/// jobs `stockops schedule` runs, as written; [`crate::schedule`] parses and
+/// checks them. A job without an expression is not scheduled.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub backup: Option<String>,
+    pub verify: Option<String>,
+    pub prune: Option<String>,
+    pub drill: Option<String>,
+    /// Where each job writes `stockops_<job>.prom`.
+    pub metrics_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub keep: KeepConfig,
+}
+
+/// `[schedule.keep]`: the retention the scheduled prune applies.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeepConfig {
+    pub last: Option<usize>,
+    pub daily: Option<usize>,
+    pub weekly: Option<usize>,
+    pub monthly: Option<usize>,
 }
 
 impl FileConfig {
@@ -56,6 +84,8 @@ pub struct Settings {
     pub s3_timeout_secs: u64,
     /// Object Lock for new objects (set by `backup --object-lock-days`).
     pub object_lock: Option<crate::storage::ObjectLock>,
+    /// The `[schedule]` section, for `stockops schedule` (file only).
+    pub schedule: ScheduleConfig,
 }
 
 impl Settings {
@@ -82,6 +112,7 @@ impl Settings {
                 .unwrap_or(60)
                 .max(1),
             object_lock: None,
+            schedule: file.schedule,
         }
     }
 
@@ -115,5 +146,18 @@ mod tests {
         let text = include_str!("../deploy/stockops.example.toml");
         let cfg = FileConfig::parse(text).expect("example config parses");
         assert!(cfg.repo.is_some());
+        assert_eq!(cfg.schedule.backup.as_deref(), Some("0 15 2 * * *"));
+        assert_eq!(cfg.schedule.keep.daily, Some(7));
+    }
+
+    #[test]
+    fn schedule_keys_are_checked_too() {
+        let err = FileConfig::parse("[schedule]\nbackups = \"0 0 2 * * *\"\n").unwrap_err();
+        assert!(err.to_string().contains("backups"), "{err}");
+        let err = FileConfig::parse("[schedule.keep]\nhourly = 3\n").unwrap_err();
+        assert!(err.to_string().contains("hourly"), "{err}");
+        let cfg = FileConfig::parse("[schedule]\nverify = \"0 0 4 * * *\"\n").unwrap();
+        assert!(cfg.schedule.backup.is_none());
+        assert_eq!(cfg.schedule.keep, KeepConfig::default());
     }
 }

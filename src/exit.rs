@@ -17,6 +17,9 @@ pub const UNREACHABLE: u8 = 4;
 pub const PERMISSION: u8 = 5;
 /// Another stockops run holds the lock for this operation.
 pub const LOCK_HELD: u8 = 6;
+/// Stopped by SIGTERM or SIGINT before it finished; nothing half-done was
+/// kept (`schedule`: a job in flight was aborted by the stop).
+pub const INTERRUPTED: u8 = 7;
 
 /// The table printed by `--help`.
 pub const HELP: &str = "\
@@ -27,7 +30,9 @@ Exit codes:
   3  provision --check: the server differs from the declaration
   4  the database is unreachable or refused the login
   5  the connected role lacks a privilege the operation needs
-  6  another stockops run holds the lock for this operation";
+  6  another stockops run holds the lock for this operation
+  7  stopped by SIGTERM or SIGINT; nothing half-done was kept
+     (schedule: a job in flight was aborted by the stop)";
 
 /// An error that carries its own exit code.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +54,11 @@ impl Coded {
 /// Usage error: bad input, nothing attempted.
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
     Coded::new(USAGE, message).into()
+}
+
+/// Stopped by a signal: `what` says what was undone.
+pub fn interrupted(message: impl Into<String>) -> anyhow::Error {
+    Coded::new(INTERRUPTED, message).into()
 }
 
 /// The exit code for an error: an explicit [`Coded`] wins, then the kind of

@@ -29,7 +29,9 @@
 //!
 //! `config` merges flags, environment and the TOML file once, without I/O
 //! beyond reading that file, into typed settings passed explicitly to each
-//! command. `exit` holds every exit code in one place.
+//! command. `exit` holds every exit code in one place. `interrupt` turns
+//! SIGTERM and SIGINT into a value the work checks, so a stopped command
+//! takes its ordinary error path and leaves nothing half-done.
 
 pub mod audit;
 pub mod backup;
@@ -44,6 +46,7 @@ pub mod db;
 pub mod doctor;
 pub mod drill;
 pub mod exit;
+pub mod interrupt;
 pub mod logging;
 pub mod metrics;
 pub mod output;
@@ -53,6 +56,7 @@ pub mod provision;
 pub mod prune;
 pub mod report;
 pub mod restore;
+pub mod schedule;
 pub mod scram;
 pub mod seed;
 pub mod storage;

@@ -21,7 +21,11 @@ fn main() -> ExitCode {
             return ExitCode::from(stockops::exit::FAILURE);
         }
     };
-    match runtime.block_on(stockops::commands::run(cli)) {
+    let result = runtime.block_on(stockops::commands::run(cli));
+    // Work a stop signal abandoned may still sit on a blocking thread (a read
+    // of an object being verified): it must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(err) if stockops::exit::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {

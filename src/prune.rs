@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::backups::Listing;
 use crate::catalog;
@@ -175,9 +176,21 @@ pub async fn make_plan(
 
 /// Carry the plan out. A backup loses its manifest first, so that an
 /// interrupted prune leaves an incomplete backup, never a broken complete one.
-pub async fn apply(store: &dyn WriteStore, plan: &Plan) -> anyhow::Result<(usize, usize)> {
+/// Delete what the plan says, one whole backup at a time, manifest first.
+/// Once `stop` is cancelled (SIGTERM), the backup being deleted is finished
+/// and the rest left for the next run.
+pub async fn apply(
+    store: &dyn WriteStore,
+    plan: &Plan,
+    stop: &CancellationToken,
+) -> anyhow::Result<(usize, usize)> {
     let mut deleted = 0;
     for d in plan.backups.iter().filter(|d| !d.keep) {
+        if stop.is_cancelled() {
+            return Err(exit::interrupted(format!(
+                "prune stopped by signal after {deleted} backup(s); the rest is left for the next run"
+            )));
+        }
         let prefix = format!("{}{}/", catalog::PREFIX, d.id);
         let mut objects: Vec<String> = store
             .list(&prefix)
@@ -193,6 +206,11 @@ pub async fn apply(store: &dyn WriteStore, plan: &Plan) -> anyhow::Result<(usize
         tracing::info!(id = %d.id, "pruned");
     }
     for u in &plan.stale {
+        if stop.is_cancelled() {
+            return Err(exit::interrupted(format!(
+                "prune stopped by signal after {deleted} backup(s); stale uploads are left for the next run"
+            )));
+        }
         store.abort_incomplete(u).await?;
     }
     Ok((deleted, plan.stale.len()))

@@ -20,6 +20,11 @@
 //! 6. write the manifest, last. On any error before that, the upload is
 //!    aborted and what was written is removed: without a manifest a backup
 //!    does not exist, and `backups prune` clears whatever a crash leaves.
+//!
+//! A stop signal (SIGTERM, SIGINT: [`BackupOptions::stop`]) takes the same
+//! error path: pg_dump is killed, the upload aborted, the objects already
+//! stored removed, no manifest written, and the error says so
+//! ([`crate::exit::INTERRUPTED`]).
 
 pub mod fingerprint;
 
@@ -32,6 +37,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{self, Manifest, Metadata, StoredObject};
 use crate::crypto::Recipients;
@@ -50,6 +56,21 @@ pub struct BackupOptions {
     pub progress: bool,
     /// Object Lock requested: every object's retention is confirmed with HEAD.
     pub object_lock: Option<crate::storage::ObjectLock>,
+    /// Cancelled by a stop signal: the backup is abandoned cleanly.
+    pub stop: CancellationToken,
+}
+
+/// The error of a backup stopped by a signal.
+fn aborted() -> anyhow::Error {
+    exit::interrupted("backup aborted by signal: nothing was kept")
+}
+
+/// Fail with [`aborted`] once a stop was requested (between steps).
+fn check_stop(stop: &CancellationToken) -> anyhow::Result<()> {
+    if stop.is_cancelled() {
+        return Err(aborted());
+    }
+    Ok(())
 }
 
 /// What `stockops backup --json` prints.
@@ -147,9 +168,15 @@ pub async fn run(
     let data_key = catalog::key(&id, catalog::DATA);
     let stream = stream_dump(store, &data_key, &env, &snapshot, recipients, opts);
     let facts = async {
-        let tables = fingerprint::tables(&mut tx).await?;
-        let head = fingerprint::audit_head(&mut tx).await?;
-        anyhow::Ok((tables, head))
+        let work = async {
+            let tables = fingerprint::tables(&mut tx).await?;
+            let head = fingerprint::audit_head(&mut tx).await?;
+            anyhow::Ok((tables, head))
+        };
+        tokio::select! {
+            facts = work => facts,
+            _ = opts.stop.cancelled() => Err(aborted()),
+        }
     };
     let (data, facts) = tokio::join!(stream, facts);
     let written = std::cell::RefCell::new(Vec::<String>::new());
@@ -160,6 +187,7 @@ pub async fn run(
             facts.context("fingerprinting the tables in the dump's snapshot")?;
         tx.commit().await?;
         // 5. Globals and metadata.
+        check_stop(&opts.stop)?;
         let globals_key = catalog::key(&id, catalog::GLOBALS);
         let globals = dump_globals(&env, &snapshot, recipients, opts.compression).await?;
         let (globals_digests, globals_bytes) = globals;
@@ -217,6 +245,7 @@ pub async fn run(
         };
         check_size(&data_info, &data_digests)?;
         check_size(&globals_info, &globals_digests)?;
+        check_stop(&opts.stop)?;
         let manifest_key = catalog::key(&id, catalog::MANIFEST);
         if let Some(lock) = opts.object_lock {
             for o in &manifest.objects {
@@ -260,6 +289,10 @@ pub async fn run(
                 if let Err(d) = store.delete(&key).await {
                     tracing::warn!(%key, error = %d, "could not remove a partial backup object; `backups prune` will");
                 }
+            }
+            if opts.stop.is_cancelled() {
+                tracing::warn!(%id, "backup aborted by signal: upload aborted, no manifest written");
+                return Err(aborted());
             }
             Err(e.context(format!(
                 "backup {id} failed; no manifest was written, so it does not exist"
@@ -396,11 +429,26 @@ async fn stream_dump(
         std::io::Result::Ok(digests)
     });
     let mut upload_error = None;
-    while let Some(part) = rx.recv().await {
-        if let Err(e) = upload.part(part).await {
+    let mut stopped = false;
+    loop {
+        let sent = tokio::select! {
+            part = rx.recv() => match part {
+                Some(part) => tokio::select! {
+                    sent = upload.part(part) => sent,
+                    _ = opts.stop.cancelled() => { stopped = true; break }
+                },
+                None => break,
+            },
+            _ = opts.stop.cancelled() => { stopped = true; break }
+        };
+        if let Err(e) = sent {
             upload_error = Some(e);
             break;
         }
+    }
+    if stopped {
+        // pg_dump's end closes the pipeline's input; the dropped receiver its output.
+        let _ = child.kill();
     }
     drop(rx);
     let sealed = pipeline.await.context("the compression thread panicked")?;
@@ -409,7 +457,9 @@ async fn stream_dump(
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let failure = if let Some(e) = upload_error {
+    let failure = if stopped {
+        Some(aborted())
+    } else if let Some(e) = upload_error {
         Some(anyhow::Error::new(e).context("uploading the dump"))
     } else if !status.success() {
         Some(anyhow::anyhow!("pg_dump failed ({status}): {stderr}"))

@@ -11,6 +11,9 @@ use crate::exit;
 use crate::pipeline::Compression;
 
 pub async fn run(settings: &Settings, args: BackupArgs) -> anyhow::Result<u8> {
+    // From here SIGTERM and SIGINT abort the backup cleanly instead of killing
+    // the process mid-upload.
+    let stop = crate::interrupt::token()?;
     // Fail closed before connecting to anything: no usable recipient, no backup.
     let recipients = Recipients::load(settings.recipients_file.as_deref())?;
     let mut settings = settings.clone();
@@ -36,6 +39,7 @@ pub async fn run(settings: &Settings, args: BackupArgs) -> anyhow::Result<u8> {
         part_size: args.part_size_mib as usize * 1024 * 1024,
         progress: !args.json && std::io::stderr().is_terminal(),
         object_lock: settings.object_lock,
+        stop,
     };
     let started = Instant::now();
     let result = backup::run(

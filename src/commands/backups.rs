@@ -1,13 +1,14 @@
-//! `stockops backups list|show|verify`.
+//! `stockops backups list|show|verify|prune`.
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 
 use crate::backups;
-use crate::cli::BackupsCommand;
+use crate::cli::{BackupsCommand, PruneArgs, VerifyArgs};
 use crate::config::Settings;
 use crate::crypto::Identities;
 use crate::exit;
 use crate::prune;
+use crate::storage::WriteStore;
 
 pub async fn run(settings: &Settings, cmd: BackupsCommand) -> anyhow::Result<u8> {
     let store = super::repository(settings).await?;
@@ -94,82 +95,37 @@ pub async fn run(settings: &Settings, cmd: BackupsCommand) -> anyhow::Result<u8>
             }
         }
         BackupsCommand::Verify(args) => {
-            let m = backups::resolve(store, &args.id).await?;
-            let identities = optional_identities(settings)?;
-            let v = backups::verify(store, &m, identities.as_ref()).await?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                for c in &v.checks {
-                    println!(
-                        "{} {:<20} {}",
-                        if c.ok { "ok  " } else { "FAIL" },
-                        c.object,
-                        c.detail
-                    );
-                }
-            }
-            if !v.ok() {
-                let first = v.checks.iter().find(|c| !c.ok).expect("a failed check");
-                return Err(exit::Coded::new(
-                    exit::FAILURE,
-                    format!(
-                        "backup {} does not verify: {}: {}",
-                        v.id, first.object, first.detail
-                    ),
-                )
-                .into());
-            }
-            if !args.json {
-                let depth = if v.deep {
-                    "decrypted, plaintext and archive checked"
-                } else {
-                    "stored bytes checked (no identity given)"
-                };
-                println!("backup {} verified: {depth}", v.id);
-            }
+            let started = std::time::Instant::now();
+            // Read-only: dropping it on a signal leaves nothing behind.
+            let result =
+                crate::interrupt::cancelled("verify", verify(settings, store, &args)).await;
+            crate::metrics::record_or_warn(
+                args.metrics_file.as_deref(),
+                "verify",
+                result.is_ok(),
+                started.elapsed().as_secs_f64(),
+                &[],
+            );
+            result?;
         }
         BackupsCommand::Prune(args) => {
-            let policy = prune::Policy {
-                keep_last: args.keep_last,
-                keep_daily: args.keep_daily,
-                keep_weekly: args.keep_weekly,
-                keep_monthly: args.keep_monthly,
+            let started = std::time::Instant::now();
+            let result = prune(store, &args).await;
+            let figures = match &result {
+                Ok((deleted, aborted)) => vec![
+                    ("pruned_backups", *deleted as f64),
+                    ("aborted_uploads", *aborted as f64),
+                ],
+                Err(_) => vec![],
             };
-            let plan = prune::make_plan(
-                store,
-                policy,
-                std::time::Duration::from_secs(args.grace_hours * 3600),
-            )
-            .await?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&plan)?);
-            } else {
-                for d in &plan.backups {
-                    let when = d
-                        .snapshot_at
-                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                        .unwrap_or_else(|| "-".into());
-                    let action = if d.keep {
-                        "keep  "
-                    } else if args.dry_run {
-                        "would delete"
-                    } else {
-                        "delete"
-                    };
-                    println!("{action} {}  {when}  {}", d.id, d.reasons.join(", "));
-                }
-                for u in &plan.stale_uploads {
-                    println!(
-                        "{} stale upload {u}",
-                        if args.dry_run { "would abort" } else { "abort" }
-                    );
-                }
-            }
-            if !args.dry_run {
-                let (deleted, aborted) = prune::apply(store, &plan).await?;
-                eprintln!("pruned {deleted} backup(s), aborted {aborted} stale upload(s)");
-            }
+            crate::metrics::record_or_warn(
+                args.metrics_file.as_deref(),
+                "prune",
+                result.is_ok(),
+                started.elapsed().as_secs_f64(),
+                &figures,
+            );
+            result?;
         }
     }
     Ok(exit::SUCCESS)
@@ -182,4 +138,96 @@ fn optional_identities(settings: &Settings) -> anyhow::Result<Option<Identities>
         .as_deref()
         .map(|p| Identities::load(Some(p)))
         .transpose()
+}
+
+/// `backups verify ID`: every check printed, the first failure the error.
+async fn verify(
+    settings: &Settings,
+    store: &dyn WriteStore,
+    args: &VerifyArgs,
+) -> anyhow::Result<()> {
+    let m = backups::resolve(store, &args.id).await?;
+    let identities = optional_identities(settings)?;
+    let v = backups::verify(store, &m, identities.as_ref()).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for c in &v.checks {
+            println!(
+                "{} {:<20} {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.object,
+                c.detail
+            );
+        }
+    }
+    if !v.ok() {
+        let first = v.checks.iter().find(|c| !c.ok).expect("a failed check");
+        return Err(exit::Coded::new(
+            exit::FAILURE,
+            format!(
+                "backup {} does not verify: {}: {}",
+                v.id, first.object, first.detail
+            ),
+        )
+        .into());
+    }
+    if !args.json {
+        let depth = if v.deep {
+            "decrypted, plaintext and archive checked"
+        } else {
+            "stored bytes checked (no identity given)"
+        };
+        println!("backup {} verified: {depth}", v.id);
+    }
+    Ok(())
+}
+
+/// `backups prune`: the plan printed, then applied unless `--dry-run`; a
+/// stop signal lets the backup being deleted finish and leaves the rest.
+/// Returns the backups deleted and the stale uploads aborted.
+async fn prune(store: &dyn WriteStore, args: &PruneArgs) -> anyhow::Result<(usize, usize)> {
+    let stop = crate::interrupt::token()?;
+    let policy = prune::Policy {
+        keep_last: args.keep_last,
+        keep_daily: args.keep_daily,
+        keep_weekly: args.keep_weekly,
+        keep_monthly: args.keep_monthly,
+    };
+    let plan = prune::make_plan(
+        store,
+        policy,
+        std::time::Duration::from_secs(args.grace_hours * 3600),
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        for d in &plan.backups {
+            let when = d
+                .snapshot_at
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_else(|| "-".into());
+            let action = if d.keep {
+                "keep  "
+            } else if args.dry_run {
+                "would delete"
+            } else {
+                "delete"
+            };
+            println!("{action} {}  {when}  {}", d.id, d.reasons.join(", "));
+        }
+        for u in &plan.stale_uploads {
+            println!(
+                "{} stale upload {u}",
+                if args.dry_run { "would abort" } else { "abort" }
+            );
+        }
+    }
+    if args.dry_run {
+        return Ok((0, 0));
+    }
+    let (deleted, aborted) = prune::apply(store, &plan, &stop).await?;
+    eprintln!("pruned {deleted} backup(s), aborted {aborted} stale upload(s)");
+    Ok((deleted, aborted))
 }

@@ -32,10 +32,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Backup(args) => backup::run(&settings, args).await,
         Command::Backups(cmd) => backups::run(&settings, cmd).await,
         Command::Restore(args) => restore::run(&settings, args).await,
-        Command::Drill(args) => drill::run(&settings, args).await,
+        // Dropped on a stop signal: the scratch cluster's destructor stops and removes it.
+        Command::Drill(args) => {
+            crate::interrupt::cancelled("drill", drill::run(&settings, args)).await
+        }
         Command::Drills(cmd) => drill::list(&settings, cmd).await,
         Command::Doctor(args) => doctor::run(&settings, args).await,
-        Command::Schedule(args) => schedule::run(&settings, args).await,
+        Command::Schedule(args) => schedule::run(&settings, &cli.global, args).await,
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
     }
