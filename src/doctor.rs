@@ -469,7 +469,8 @@ async fn schema_create(conn: &mut PgConnection) -> anyhow::Result<Vec<Finding>> 
 
 async fn security_definer(conn: &mut PgConnection) -> anyhow::Result<Vec<Finding>> {
     let names: Vec<String> = sqlx::query_scalar(
-        "SELECT p.oid::regprocedure::text FROM pg_proc p \
+        "SELECT format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) \
+         FROM pg_proc p \
          JOIN pg_namespace n ON n.oid = p.pronamespace \
          WHERE p.prosecdef \
            AND n.nspname NOT IN ('pg_catalog', 'information_schema') \

@@ -80,3 +80,43 @@ fn help_documents_exit_codes() {
         assert!(text.contains(line), "{text}");
     }
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_definitions() {
+    let out = stockops(&["completions", "bash"], None, None);
+    assert_success(&out, "completions bash");
+    let script = stdout(&out);
+    assert!(script.contains("_stockops()"), "{script}");
+    for sub in ["doctor", "schedule", "restore", "rotate-password"] {
+        assert!(script.contains(sub), "bash completion lacks {sub}");
+    }
+    let out = stockops(&["completions", "zsh"], None, None);
+    assert_success(&out, "completions zsh");
+    assert!(stdout(&out).starts_with("#compdef stockops"));
+
+    let out = stockops(&["man"], None, None);
+    assert_success(&out, "man");
+    let page = stdout(&out);
+    assert!(page.contains(".TH stockops 1"), "{page}");
+    assert!(
+        page.contains("Exit codes"),
+        "the man page carries the exit codes"
+    );
+
+    let dir = temp_dir("man");
+    let out = stockops(&["man", "--dir", dir.to_str().unwrap()], None, None);
+    assert_success(&out, "man --dir");
+    for page in [
+        "stockops.1",
+        "stockops-doctor.1",
+        "stockops-backups-prune.1",
+    ] {
+        let text =
+            std::fs::read_to_string(dir.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(
+            text.starts_with(".ie \\n(.g .ds Aq"),
+            "{page} is a roff page: {text}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
