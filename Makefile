@@ -2,16 +2,22 @@
 #   make demo   start local PostgreSQL and S3 (unless DATABASE_URL is set), provision,
 #               seed, add a login per department and partner, print a stock report
 #   make test   start the same servers and run every test against them
+#   make prod-sim   a PostgreSQL cluster with deploy/'s hardened configuration and
+#               self-signed TLS, then provision, users, seed, api calls over TLS,
+#               backup, drill and doctor (scripts/prod-sim.sh)
 SHELL := /bin/bash
 SCALE ?= 1
 
-.PHONY: demo test lint testenv testenv-down nextest
+.PHONY: demo test lint testenv testenv-down nextest prod-sim
 
 demo:
 	scripts/demo.sh $(SCALE)
 
 test: nextest testenv
 	set -a && . "$$(scripts/testenv.sh env)" && set +a && cargo nextest run --no-fail-fast
+
+prod-sim:
+	scripts/prod-sim.sh
 
 lint:
 	cargo fmt --check
