@@ -10,6 +10,7 @@ mod common;
 mod audit;
 mod backup;
 mod cli;
+mod deploy;
 mod doctor;
 mod drill;
 mod faults;
