@@ -179,7 +179,8 @@ impl Schedule {
                 expression: expression.to_string(),
                 message,
             };
-            let cron = parse_cron(expression).map_err(|e| invalid(e.to_string()))?;
+            let cron = parse_cron(expression)
+                .map_err(|e| invalid(e.to_string().trim_end_matches('.').to_string()))?;
             cron.find_next_occurrence(&Local::now(), false)
                 .map_err(|e| invalid(format!("it never fires ({e})")))?;
             let mut args = kind.command(cfg);
@@ -441,6 +442,7 @@ async fn run_job(
         Err(e) => line.detail = Some(format!("cannot start {}: {e}", launcher.program.display())),
         Ok(mut child) => {
             line.pid = child.id();
+            let errors = child.stderr.take().map(|e| tokio::spawn(relay_stderr(e)));
             set_running(running, job.kind, true);
             let (status, stopped) = tokio::select! {
                 status = child.wait() => (status, false),
@@ -454,6 +456,13 @@ async fn run_job(
                     line.signal = std::os::unix::process::ExitStatusExt::signal(&status);
                 }
                 Err(e) => line.detail = Some(format!("waiting for the job: {e}")),
+            }
+            // A grandchild may hold the pipe open after the job exited: don't wait for it.
+            if let Some(task) = errors {
+                let last = tokio::time::timeout(Duration::from_secs(2), task).await;
+                if let Ok(Ok(Some(error))) = last {
+                    line.detail = line.detail.or(Some(error));
+                }
             }
         }
     }
@@ -481,9 +490,24 @@ fn set_running(running: &Running, kind: Kind, on: bool) {
     }
 }
 
+/// Copy a job's stderr onto ours, line by line; return its last
+/// `stockops: error: ...` line, for the run log.
+async fn relay_stderr(stderr: tokio::process::ChildStderr) -> Option<String> {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let mut last_error = None;
+    while let Ok(Some(text)) = lines.next_line().await {
+        eprintln!("{text}");
+        if let Some(error) = text.strip_prefix("stockops: error: ") {
+            last_error = Some(error.to_string());
+        }
+    }
+    last_error
+}
+
 /// The job as a child: its own process group (so a terminal's Ctrl-C reaches
 /// only the scheduler, which decides), stdout onto our stderr (our stdout is
-/// the run log).
+/// the run log), stderr relayed to ours.
 fn spawn(job: &Job, launcher: &Launcher) -> std::io::Result<tokio::process::Child> {
     use std::os::fd::AsFd;
     let stdout = std::io::stderr().as_fd().try_clone_to_owned()?;
@@ -493,6 +517,7 @@ fn spawn(job: &Job, launcher: &Launcher) -> std::io::Result<tokio::process::Chil
         .envs(launcher.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::from(stdout))
+        .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
 }

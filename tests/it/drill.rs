@@ -4,7 +4,7 @@ use crate::backup::{backup, job_env, with_identity, Keys};
 use crate::common::*;
 
 /// A seeded database with some audited activity, so a drill has a chain to check.
-async fn with_sales(tag: &str, scale: &str) -> TestDb {
+pub async fn with_sales(tag: &str, scale: &str) -> TestDb {
     let db = TestDb::provisioned(tag).await;
     assert_success(
         &db.run(&["seed", "--scale", scale, "--as-of", "2026-01-01"]),

@@ -20,6 +20,7 @@ mod provision;
 mod restore;
 mod rls;
 mod runbooks;
+mod schedule;
 mod seed;
 mod storage;
 mod users;
