@@ -621,3 +621,66 @@ async fn once_runs_each_job_in_order_and_fails_when_one_does() {
     )
     .is_some());
 }
+
+/// The scratch cluster of a running drill under `tmp`: its directory and
+/// postmaster pid, once the server is up.
+fn scratch_cluster(tmp: &Path) -> Option<(PathBuf, i32)> {
+    for entry in std::fs::read_dir(tmp).ok()? {
+        let dir = entry.ok()?.path();
+        let name = dir.file_name()?.to_string_lossy().into_owned();
+        if !name.starts_with("stockops-drill-") {
+            continue;
+        }
+        let pidfile = std::fs::read_to_string(dir.join("data/postmaster.pid")).ok()?;
+        let pid = pidfile.lines().next()?.trim().parse().ok()?;
+        return Some((dir, pid));
+    }
+    None
+}
+
+#[tokio::test]
+async fn sigterm_to_a_drill_removes_its_scratch_cluster() {
+    let db = crate::drill::with_sales("sch_dr_term", "0.05").await;
+    let dir = temp_dir("sch_dr_term");
+    let keys = Keys::new(&dir);
+    let repo = format!("file://{}", dir.join("repo").display());
+    let mut env = with_identity(job_env(&repo, &keys), &keys);
+    crate::backup::backup(&db, &env);
+    // The drill's scratch cluster goes under TMPDIR: this test's own.
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    env.push(("TMPDIR".into(), tmp.display().to_string()));
+    let mut drill = Proc::spawn(&["drill"], None, &env);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (cluster, postmaster) = loop {
+        if let Some(found) = scratch_cluster(&tmp) {
+            break found;
+        }
+        assert!(
+            drill.child.try_wait().unwrap().is_none(),
+            "the drill ended before its scratch cluster was up"
+        );
+        assert!(Instant::now() < deadline, "no scratch cluster within 60 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    sigterm(drill.child.id());
+    let status = drill.wait_exit(Duration::from_secs(30));
+    let stderr = drill.stderr();
+    assert_eq!(status.code(), Some(7), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("drill aborted by signal: nothing was kept"),
+        "{stderr}"
+    );
+    assert!(!cluster.exists(), "{} is left", cluster.display());
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    let alive = unsafe { libc::kill(postmaster, 0) } == 0;
+    assert!(!alive, "the scratch postmaster {postmaster} still runs");
+    let out = stockops_env(&["drills", "list", "--json"], None, None, &env);
+    assert_success(&out, "drills list");
+    assert_eq!(
+        stdout(&out).trim(),
+        "[]",
+        "no report is stored for a cut drill"
+    );
+}
