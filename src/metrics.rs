@@ -12,7 +12,10 @@
 //! | `stockops_<job>_duration_seconds` | success |
 //!
 //! plus job-specific figures (`stockops_backup_bytes{kind=...}`,
-//! `stockops_drill_rto_seconds`, `stockops_drill_rpo_seconds`).
+//! `stockops_drill_rto_seconds`, `stockops_drill_rpo_seconds`,
+//! `stockops_prune_pruned_backups`, `stockops_prune_aborted_uploads`). Jobs:
+//! `backup`, `verify`, `prune`, `drill` (`stockops schedule` names the files
+//! `stockops_<job>.prom`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
