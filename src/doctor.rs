@@ -187,7 +187,7 @@ pub async fn run(
             );
         }
     }
-    r.findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    r.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Ok(r)
 }
 
