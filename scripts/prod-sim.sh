@@ -236,7 +236,7 @@ out=$(as_login sim_reseller "$STOCKOPS" call submit_order --arg warehouse=WH-PAR
     --arg lines="[{\"sku\": \"$SKU\", \"quantity\": 1}]" --arg reference=PRODSIM)
 say "sim_reseller submits an order: $out"
 out=$(as_login sim_supplier "$STOCKOPS" call my_purchase_orders --format csv | wc -l)
-say "sim_supplier sees $((out - 1)) purchase order line(s) of its own (api.my_purchase_orders)"
+say "sim_supplier: api.my_purchase_orders returns $((out - 1)) row(s), its own only (forced row-level security)"
 out=$(login_psql sim_sales -c "SELECT api.record_sale(p_reseller => 'RES-0003', p_sku => '$SKU', p_warehouse => 'WH-PAR', p_quantity => 1)")
 say "sim_sales through libpq, as a department's own tool would: order $out"
 say "sim_reporting: stockops report stock --status low --limit 5"
@@ -260,7 +260,7 @@ refused "stockops as sim_sales over TCP without TLS" "no encryption" \
     "$STOCKOPS" call stock_status --arg sku="$SKU"
 refused "sim_sales with TLS 1.2 at most" "protocol version" \
     env PGPASSFILE="$PGPASS" PGSSLMAXPROTOCOLVERSION=TLSv1.2 psql -X -At "$(tls_url sim_sales)" -c "SELECT 1"
-refused "sim_sales over the Unix socket" "no pg_hba.conf entry" \
+refused "sim_sales over the Unix socket" "pg_hba.conf rejects connection" \
     env PGPASSFILE="$PGPASS" psql -X -At -h "$RUN" -p "$PORT" -U sim_sales -d "$DB" -c "SELECT 1"
 refused "sim_sales with a wrong password" "password authentication failed" \
     env PGPASSWORD=not-the-password psql -X -At "$(tls_url sim_sales)" -c "SELECT 1"
@@ -268,46 +268,71 @@ refused "sim_sales reading a table" "permission denied" login_psql sim_sales -c 
 
 # ---------------------------------------------------------------------------
 step "the backup job: stockops backup (as stockops_backup, SCRAM over the socket)"
+# The files the systemd units hand the jobs as credentials (deploy/README.md, step 6):
+# the S3 endpoint in an AWS profile file, the keys in a 0600 credentials file.
 KEYS=$DIR/secrets/keys
 mkdir -p "$KEYS"
 age-keygen -o "$KEYS/identity.txt" 2>/dev/null
 age-keygen -y "$KEYS/identity.txt" >"$KEYS/recipients.txt"
-export STOCKOPS_REPO="s3://$STOCKOPS_TEST_S3_BUCKET/$PREFIX" STOCKOPS_S3_PATH_STYLE=true
-export AWS_ENDPOINT_URL=$STOCKOPS_TEST_S3_ENDPOINT AWS_REGION=$STOCKOPS_TEST_S3_REGION
-export AWS_ACCESS_KEY_ID=$STOCKOPS_TEST_S3_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$STOCKOPS_TEST_S3_SECRET_ACCESS_KEY
+printf '[default]\nregion = %s\nendpoint_url = %s\n' "$STOCKOPS_TEST_S3_REGION" "$STOCKOPS_TEST_S3_ENDPOINT" \
+    >"$DIR/secrets/aws-config"
+install -m 0600 /dev/null "$DIR/secrets/aws-credentials"
+printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
+    "$STOCKOPS_TEST_S3_ACCESS_KEY_ID" "$STOCKOPS_TEST_S3_SECRET_ACCESS_KEY" >"$DIR/secrets/aws-credentials"
+REPO="s3://$STOCKOPS_TEST_S3_BUCKET/$PREFIX"
+# A job as its systemd unit runs it: settings and credential files, JSON logs.
 job() {
-    env PGPASSFILE="$PGPASS" DATABASE_URL="postgres://stockops_backup@localhost:$PORT/$DB?host=$RUN" \
-        STOCKOPS_AGE_RECIPIENTS="$KEYS/recipients.txt" STOCKOPS_LOG=info "$STOCKOPS" --log-format json "$@"
+    env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL -u AWS_REGION -u AWS_PROFILE \
+        AWS_CONFIG_FILE="$DIR/secrets/aws-config" AWS_SHARED_CREDENTIALS_FILE="$DIR/secrets/aws-credentials" \
+        STOCKOPS_REPO="$REPO" STOCKOPS_S3_PATH_STYLE=true STOCKOPS_LOG=info "$STOCKOPS" --log-format json "$@"
 }
-job backup --json --metrics-file "$DIR/metrics/stockops_backup.prom" >"$DIR/backup.json" 2>"$DIR/log/backup.jsonl" \
+backup_job() {
+    PGPASSFILE="$PGPASS" DATABASE_URL="postgres://stockops_backup@localhost:$PORT/$DB?host=$RUN" \
+        STOCKOPS_AGE_RECIPIENTS="$KEYS/recipients.txt" job "$@"
+}
+backup_job backup --json --metrics-file "$DIR/metrics/stockops_backup.prom" >"$DIR/backup.json" 2>"$DIR/log/backup.jsonl" \
     || { cat "$DIR/log/backup.jsonl" >&2; die "backup failed"; }
-say "backup $(sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' "$DIR/backup.json" | head -n1): $(wc -l <"$DIR/log/backup.jsonl") JSON log lines"
-job backups verify latest | sed 's/^/  /'
-job backups prune --keep-last 3 --keep-daily 7 --grace-hours 1 | sed 's/^/  /'
-say "metrics: $(grep -c '^stockops_backup_' "$DIR/metrics/stockops_backup.prom") series in $DIR/metrics/stockops_backup.prom"
+BACKUP_ID=$(sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' "$DIR/backup.json" | head -n1)
+say "backup $BACKUP_ID into $REPO: $(wc -l <"$DIR/log/backup.jsonl") JSON log lines in $DIR/log/backup.jsonl"
+backup_job backups verify latest --metrics-file "$DIR/metrics/stockops_verify.prom" 2>>"$DIR/log/jobs.jsonl" | sed 's/^/  /'
+backup_job backups prune --keep-last 3 --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --grace-hours 1 \
+    --metrics-file "$DIR/metrics/stockops_prune.prom" 2>>"$DIR/log/jobs.jsonl" | sed 's/^/  /'
+for f in "$DIR"/metrics/*.prom; do
+    say "metrics: $(grep -c '^stockops_' "$f") series in $f"
+done
 
 # ---------------------------------------------------------------------------
 step "the restore host: stockops drill latest (holds the age identity)"
-env -u DATABASE_URL STOCKOPS_AGE_IDENTITY="$KEYS/identity.txt" STOCKOPS_LOG=warn \
-    "$STOCKOPS" drill latest --max-rto 600 --max-rpo 3600 --metrics-file "$DIR/metrics/stockops_drill.prom" | sed 's/^/  /'
+STOCKOPS_AGE_IDENTITY="$KEYS/identity.txt" job drill latest --max-rto 600 --max-rpo 3600 \
+    --metrics-file "$DIR/metrics/stockops_drill.prom" 2>>"$DIR/log/jobs.jsonl" | sed 's/^/  /'
+
+# ---------------------------------------------------------------------------
+step "the server log: pgaudit, connections, and no password"
+SERVER_LOG=$DIR/log/postgresql.log
+audited=$(grep -c 'AUDIT: SESSION,[0-9]*,[0-9]*,\(DDL\|ROLE\),' "$SERVER_LOG" || true)
+[ "$audited" -gt 0 ] || die "pgaudit logged no DDL or ROLE statement"
+say "pgaudit: $audited DDL/ROLE audit records (provision, users), e.g."
+grep -m1 'AUDIT: SESSION,[0-9]*,[0-9]*,ROLE,CREATE ROLE' "$SERVER_LOG" | cut -c1-160 | sed 's/^/    /'
+tls_logins=$(grep -c 'connection authorized: .*SSL enabled (protocol=TLSv1.3' "$SERVER_LOG" || true)
+say "connections: $tls_logins TLS 1.3 logins logged with user, database and client address"
+while IFS=: read -r _ _ _ user password; do
+    if grep -qF -- "$password" "$SERVER_LOG"; then die "the password of $user is in the server log"; fi
+done <"$PGPASS"
+say "no login's password appears in the server log (stockops sends SCRAM verifiers)"
 
 # ---------------------------------------------------------------------------
 step "the DBA: stockops doctor (as postgres, over the socket, repository configured)"
 set +e
-as_pg env DATABASE_URL="$ADMIN_URL" STOCKOPS_LOG=warn STOCKOPS_REPO="$STOCKOPS_REPO" STOCKOPS_S3_PATH_STYLE=true \
-    AWS_ENDPOINT_URL="$AWS_ENDPOINT_URL" AWS_REGION="$AWS_REGION" \
-    AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
+as_pg env DATABASE_URL="$ADMIN_URL" STOCKOPS_LOG=warn STOCKOPS_REPO="$REPO" STOCKOPS_S3_PATH_STYLE=true \
+    AWS_ENDPOINT_URL="$STOCKOPS_TEST_S3_ENDPOINT" AWS_REGION="$STOCKOPS_TEST_S3_REGION" \
+    AWS_ACCESS_KEY_ID="$STOCKOPS_TEST_S3_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$STOCKOPS_TEST_S3_SECRET_ACCESS_KEY" \
     "$STOCKOPS" doctor --max-backup-age-hours 26 --max-drill-age-days 8 --allow-superuser postgres \
     >"$DIR/doctor.txt" 2>"$DIR/log/doctor.err"
 doctor=$?
 set -e
 sed 's/^/  /' "$DIR/doctor.txt"
 sed 's/^/  /' "$DIR/log/doctor.err" >&2
-if [ "$doctor" = 2 ] && grep -q "not available yet" "$DIR/log/doctor.err" && [ "${STOCKOPS_PRODSIM_DEV_NO_DOCTOR:-}" = 1 ]; then
-    say "doctor: not in this binary yet (development run)"
-else
-    [ "$doctor" = 0 ] || die "stockops doctor exited $doctor: the hardened server has a high finding (see above)"
-    say "doctor: no high finding"
-fi
+[ "$doctor" = 0 ] || die "stockops doctor exited $doctor: the hardened server has a high finding (see above)"
+say "doctor: no high finding"
 
 step "done in $((SECONDS - START))s"
