@@ -141,8 +141,7 @@ fn systemd_units_pass_systemd_analyze_verify_and_are_hardened() {
                 !k.contains("SECRET") && !k.contains("PASSWORD"),
                 "{name}: a secret in Environment=: {k}"
             );
-            if v.starts_with("%d/") {
-                let file = &v[3..];
+            if let Some(file) = v.strip_prefix("%d/") {
                 assert!(
                     creds.iter().any(|c| c.starts_with(&format!("{file}:"))),
                     "{name}: {k} reads %d/{file}, which no LoadCredential= provides"
