@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use chrono::NaiveDate;
 use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
@@ -181,4 +182,262 @@ async fn measure(
 
 async fn connect(opts: &PgConnectOptions) -> anyhow::Result<PgConnection> {
     Ok(PgConnection::connect_with(&opts.clone().disable_statement_logging()).await?)
+}
+
+// Import ------------------------------------------------------------------
+
+/// The import benchmark: `import orders` of generated lines against `COPY`
+/// of the same clean rows into the same tables, in the same run.
+#[derive(Debug, Serialize)]
+pub struct ImportBench {
+    pub rows: u64,
+    pub orders: u64,
+    pub batch_size: usize,
+    /// `import orders`, end to end: read, check, api calls, reservations, audit, commit.
+    pub import_seconds: f64,
+    /// `COPY` of the orders and their lines, in one transaction.
+    pub copy_seconds: f64,
+    pub import_rows_per_s: f64,
+    pub copy_rows_per_s: f64,
+    pub ratio: f64,
+}
+
+/// Generate `rows` order lines, then time the import (as an etl login) in one
+/// scratch database and `COPY` of the same rows in its twin.
+pub async fn import(
+    admin: &PgConnectOptions,
+    rows: u64,
+    batch_size: usize,
+    keep: bool,
+) -> anyhow::Result<ImportBench> {
+    let pid = std::process::id();
+    let (db_import, db_copy, login) = (
+        format!("stockops_bench_import_{pid}"),
+        format!("stockops_bench_copy_{pid}"),
+        format!("stockops_bench_etl_{pid}"),
+    );
+    let dir = std::env::temp_dir().join(format!("stockops-bench-import-{pid}"));
+    std::fs::create_dir_all(&dir)?;
+    let mut conn = connect(admin).await?;
+    for db in [&db_import, &db_copy] {
+        sqlx::raw_sql(&format!("CREATE DATABASE {}", ident(db)))
+            .execute(&mut conn)
+            .await
+            .context("creating the scratch databases (the bench needs CREATEDB)")?;
+    }
+    let result = run_import(admin, &db_import, &db_copy, &login, &dir, rows, batch_size).await;
+    if keep {
+        tracing::info!(%db_import, %db_copy, %login, dir = %dir.display(), "kept the scratch databases, login and files");
+    } else {
+        for db in [&db_import, &db_copy] {
+            sqlx::raw_sql(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                ident(db)
+            ))
+            .execute(&mut conn)
+            .await?;
+        }
+        sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {}", ident(&login)))
+            .execute(&mut conn)
+            .await?;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+async fn run_import(
+    admin: &PgConnectOptions,
+    db_import: &str,
+    db_copy: &str,
+    login: &str,
+    dir: &std::path::Path,
+    rows: u64,
+    batch_size: usize,
+) -> anyhow::Result<ImportBench> {
+    // 1. Both databases alike: provisioned, seeded, stocked for every line.
+    let decl = Declaration::embedded()?;
+    let mut dbs = Vec::new();
+    for db in [db_import, db_copy] {
+        let mut conn = connect(&admin.clone().database(db)).await?;
+        provision::run(&mut conn, &decl, Mode::Apply).await?;
+        let opts = SeedOptions {
+            scale: 0.05,
+            rng_seed: 1,
+            as_of: NaiveDate::from_ymd_opt(2026, 1, 1).expect("valid"),
+        };
+        seed::run(&mut conn, &opts).await?;
+        sqlx::raw_sql(
+            "INSERT INTO inventory.stock_movements (product_id, warehouse_id, kind, quantity, reason)
+             SELECT p.product_id, w.warehouse_id, 'adjustment', 100000000, 'benchmark stock'
+               FROM inventory.products p CROSS JOIN inventory.warehouses w;
+             ANALYZE",
+        )
+        .execute(&mut conn)
+        .await?;
+        dbs.push(conn);
+    }
+    let password = Secret::generate();
+    let user = NewUser {
+        name: login,
+        group: "etl",
+        reseller: None,
+        supplier: None,
+    };
+    users::add(&mut dbs[0], &decl, &user, &password).await?;
+
+    // 2. The same lines twice: an order file, and COPY data for the twin.
+    let csv_path = dir.join("orders.csv");
+    let (orders_copy, lines_copy) = (dir.join("orders.copy"), dir.join("lines.copy"));
+    let orders = generate_import(&mut dbs[1], rows, &csv_path, &orders_copy, &lines_copy).await?;
+
+    // 3. The import, as an etl login, as in production.
+    let mut etl = connect(
+        &admin
+            .clone()
+            .database(db_import)
+            .username(login)
+            .password(password.expose()),
+    )
+    .await?;
+    let opts = crate::etl::ImportOptions {
+        source: "orders.csv".into(),
+        reseller: None,
+        warehouse: None,
+        strict: true,
+        batch_size,
+        rejects_path: dir.join("orders.csv.rejects.csv"),
+        latest_date: NaiveDate::from_ymd_opt(2026, 1, 1).expect("valid"),
+    };
+    let started = Instant::now();
+    let summary = crate::etl::import_orders(&mut etl, &csv_path, &opts).await?;
+    let import_seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        summary.committed && summary.loaded == rows,
+        "the generated lines did not all load: {summary:?}"
+    );
+
+    // 4. COPY of the same clean rows into the same tables.
+    let copy = &mut dbs[1];
+    let started = Instant::now();
+    let mut tx = copy.begin().await?;
+    copy_file(&mut tx, "COPY inventory.sales_orders (sales_order_id, order_number, reseller_id, warehouse_id, ordered_at, status, source, external_ref) FROM STDIN", &orders_copy).await?;
+    copy_file(&mut tx, "COPY inventory.sales_order_lines (sales_order_id, line_no, product_id, quantity, unit_price) FROM STDIN", &lines_copy).await?;
+    tx.commit().await?;
+    let copy_seconds = started.elapsed().as_secs_f64();
+    Ok(ImportBench {
+        rows,
+        orders,
+        batch_size,
+        import_seconds,
+        copy_seconds,
+        import_rows_per_s: rows as f64 / import_seconds,
+        copy_rows_per_s: rows as f64 / copy_seconds,
+        ratio: import_seconds / copy_seconds,
+    })
+}
+
+async fn copy_file(
+    conn: &mut PgConnection,
+    statement: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut copy = conn.copy_in_raw(statement).await?;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        copy.send(&buf[..n]).await?;
+    }
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Write `rows` order lines as a field-style order file (semicolons, French
+/// headers, decimal commas, DD/MM/YYYY) and as COPY data; returns the order count.
+async fn generate_import(
+    conn: &mut PgConnection,
+    rows: u64,
+    csv_path: &std::path::Path,
+    orders_path: &std::path::Path,
+    lines_path: &std::path::Path,
+) -> anyhow::Result<u64> {
+    use rand::{Rng, SeedableRng};
+    use std::io::Write;
+    // The warehouse serving each reseller, as api.import_order_lines picks it.
+    let resellers: Vec<(String, i32, Option<i16>)> = sqlx::query_as(
+        "SELECT r.code, r.reseller_id,
+                coalesce((SELECT w.warehouse_id FROM inventory.warehouses w WHERE w.region_id = r.region_id AND w.active ORDER BY w.code LIMIT 1),
+                         (SELECT so.warehouse_id FROM inventory.sales_orders so WHERE so.reseller_id = r.reseller_id ORDER BY so.ordered_at DESC LIMIT 1))
+           FROM inventory.resellers r WHERE r.active ORDER BY r.code",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let resellers: Vec<(String, i32, i16)> = resellers
+        .into_iter()
+        .filter_map(|(code, id, wh)| Some((code, id, wh?)))
+        .collect();
+    let products: Vec<(String, i32)> =
+        sqlx::query_as("SELECT sku, product_id FROM inventory.products ORDER BY sku")
+            .fetch_all(&mut *conn)
+            .await?;
+    let first_id: i64 = sqlx::query_scalar(
+        "SELECT coalesce(max(sales_order_id), 0) + 1000000 FROM inventory.sales_orders",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    anyhow::ensure!(
+        !resellers.is_empty() && products.len() >= 10,
+        "the seed gave too few resellers or products"
+    );
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut csv = std::io::BufWriter::new(std::fs::File::create(csv_path)?);
+    let mut orders = std::io::BufWriter::new(std::fs::File::create(orders_path)?);
+    let mut lines = std::io::BufWriter::new(std::fs::File::create(lines_path)?);
+    writeln!(
+        csv,
+        "Réf commande;Date commande;Revendeur;Réf produit;Quantité;Prix unitaire"
+    )?;
+    let start = NaiveDate::from_ymd_opt(2025, 1, 1).expect("valid");
+    let (mut written, mut n) = (0u64, 0u64);
+    while written < rows {
+        let id = first_id + n as i64;
+        let order_ref = format!("BENCH-{n:08}");
+        let (code, reseller_id, warehouse_id) = &resellers[rng.gen_range(0..resellers.len())];
+        let date = start + chrono::Days::new(rng.gen_range(0..365));
+        writeln!(
+            orders,
+            "{id}\tSO-BENCH-{n:08}\t{reseller_id}\t{warehouse_id}\t{date} 00:00:00+00\tsubmitted\timport\t{order_ref}"
+        )?;
+        let k = (rng.gen_range(1..=9) as u64).min(rows - written) as usize;
+        let first = rng.gen_range(0..products.len());
+        let stride = 1 + rng.gen_range(0..products.len() / k.max(1));
+        for line_no in 1..=k {
+            let (sku, product_id) = &products[(first + (line_no - 1) * stride) % products.len()];
+            let qty = rng.gen_range(1..=5);
+            let cents: i64 = rng.gen_range(1000..100000);
+            writeln!(
+                csv,
+                "{order_ref};{};{code};{sku};{qty};{},{:02}",
+                date.format("%d/%m/%Y"),
+                cents / 100,
+                cents % 100
+            )?;
+            writeln!(
+                lines,
+                "{id}\t{line_no}\t{product_id}\t{qty}\t{}.{:02}",
+                cents / 100,
+                cents % 100
+            )?;
+        }
+        written += k as u64;
+        n += 1;
+    }
+    for w in [&mut csv, &mut orders, &mut lines] {
+        w.flush()?;
+    }
+    Ok(n)
 }

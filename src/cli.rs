@@ -99,6 +99,12 @@ pub enum Command {
     /// Measure throughput against a baseline in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Load data files through the audited api (resellers' order files).
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Write data files from the api (the stock state per product).
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Take one full backup: pg_dump, zstd, age, streamed into the repository.
     Backup(BackupArgs),
     /// List, show and verify the backups in the repository.
@@ -211,7 +217,7 @@ pub enum UsersCommand {
 pub struct UsersAddArgs {
     /// Login role to create (lowercase letters, digits, underscores).
     pub name: String,
-    /// Group to join: dept_stock, dept_sales, dept_purchasing, dept_reporting, dept_audit, reseller, supplier.
+    /// Group to join: dept_stock, dept_sales, dept_purchasing, dept_reporting, dept_audit, etl, reseller, supplier.
     #[arg(long)]
     pub role: String,
     /// Reseller code the login speaks for (required with --role reseller).
@@ -431,6 +437,89 @@ pub struct AuditExportArgs {
 pub enum BenchCommand {
     /// Audited api.record_sale against the same sale without its audit record.
     Procedures(BenchProceduresArgs),
+    /// `import orders` of generated order lines against COPY of the same clean rows.
+    Import(BenchImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchImportArgs {
+    /// Order lines to generate and load.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// Lines per api call.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub batch_size: u64,
+    /// Keep the scratch databases afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// A reseller order file (CSV): checked, deduplicated, loaded through api.import_order_lines.
+    Orders(ImportOrdersArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "Columns: order_ref, order_date, reseller, sku, quantity, unit_price \
+    (or ref_commande, date_commande, revendeur, ref_produit, quantite, prix_unitaire), in any order, \
+    any case, with or without accents. Comma, semicolon or tab separated (read from the header line); \
+    UTF-8 with or without BOM, or Latin-1; decimal commas; dates YYYY-MM-DD or DD/MM/YYYY.\n\n\
+    An order line is identified by (reseller, order_ref, sku): seen again with the same quantity, \
+    price and date it is a duplicate and skipped, so importing a file twice changes nothing; with \
+    another quantity, price or date it is rejected as a conflict. Imported orders are submitted \
+    orders: they reserve stock in the warehouse serving the reseller, and api.fulfil_order ships them.\n\n\
+    Rejected lines go to the reject file (line_number, reason, detail, raw_line) and to \
+    inventory.import_rejects. The file is one transaction. Exit 0 when the import is committed, \
+    also with rejects; 1 with --strict and any reject (then nothing is kept but the reject file)."
+)]
+pub struct ImportOrdersArgs {
+    /// The order file.
+    #[arg(long, value_name = "FILE")]
+    pub csv: PathBuf,
+    /// Every line must be this reseller's; other lines are rejected (wrong_reseller).
+    #[arg(long, value_name = "CODE")]
+    pub reseller: Option<String>,
+    /// Reserve stock in this warehouse rather than the one serving each reseller.
+    #[arg(long, value_name = "CODE")]
+    pub warehouse: Option<String>,
+    /// Any rejected line fails the import (exit 1) and keeps nothing.
+    #[arg(long)]
+    pub strict: bool,
+    /// Where to write the rejected lines (default FILE.rejects.csv).
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+    /// Lines per api call.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub batch_size: u64,
+    /// Machine-readable summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// The stock state per product (etat_stock_par_produit.csv), through api.stock_by_product.
+    Stock(ExportStockArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "Columns, always in this order: sku, name, category, on_hand_<WAREHOUSE> \
+    for every warehouse in code order, on_hand_total, reserved, on_order, reorder_point, status \
+    (ok, low: available at or below the reorder point, out: nothing available)."
+)]
+pub struct ExportStockArgs {
+    /// Where to write (`-`: standard output); a file is written whole or not at all.
+    #[arg(long, value_name = "FILE")]
+    pub csv: PathBuf,
+    /// Machine-readable summary (not with --csv -).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

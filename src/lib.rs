@@ -14,6 +14,7 @@
 //!   ├── seed               deterministic fictitious data, loaded with COPY
 //!   ├── procedures         calling api functions from their catalog signature
 //!   ├── report             read-only reports through the api functions
+//!   ├── etl                order files in, stock state out, through the api
 //!   ├── audit              verifying the hash chain of the audit log
 //!   ├── backup, backups    taking backups; listing and verifying them
 //!   ├── doctor             hardening checks of the server and the repository
@@ -45,6 +46,7 @@ pub mod crypto;
 pub mod db;
 pub mod doctor;
 pub mod drill;
+pub mod etl;
 pub mod exit;
 pub mod interrupt;
 pub mod logging;

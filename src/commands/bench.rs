@@ -1,12 +1,16 @@
-//! `stockops bench procedures [--clients 1,4,16] [--seconds 10] [--json]`.
+//! `stockops bench procedures [--clients 1,4,16] [--seconds 10] [--json]`,
+//! `stockops bench import [--rows 1000000] [--json]`.
 
 use crate::bench;
-use crate::cli::BenchCommand;
+use crate::cli::{BenchCommand, BenchImportArgs};
 use crate::config::Settings;
 use crate::exit;
 
 pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<u8> {
-    let BenchCommand::Procedures(args) = cmd;
+    let args = match cmd {
+        BenchCommand::Procedures(args) => args,
+        BenchCommand::Import(args) => return import(settings, args).await,
+    };
     if args.clients.is_empty() || args.clients.contains(&0) || args.seconds == 0 {
         return Err(exit::usage(
             "--clients takes positive counts and --seconds a positive number",
@@ -32,5 +36,32 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<u8> {
             r.clients, r.baseline_calls_per_s, r.audited_calls_per_s, r.ratio
         );
     }
+    Ok(exit::SUCCESS)
+}
+
+async fn import(settings: &Settings, args: BenchImportArgs) -> anyhow::Result<u8> {
+    if args.rows == 0 {
+        return Err(exit::usage("--rows takes a positive count"));
+    }
+    let opts = settings.connect_options()?;
+    let r = bench::import(&opts, args.rows, args.batch_size as usize, args.keep).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(exit::SUCCESS);
+    }
+    println!(
+        "import orders of {} lines ({} orders, {} lines a call) vs COPY of the same clean rows",
+        r.rows, r.orders, r.batch_size
+    );
+    println!("{:>8}  {:>10}  {:>12}", "", "seconds", "lines/s");
+    println!(
+        "{:>8}  {:>10.2}  {:>12.0}",
+        "COPY", r.copy_seconds, r.copy_rows_per_s
+    );
+    println!(
+        "{:>8}  {:>10.2}  {:>12.0}",
+        "import", r.import_seconds, r.import_rows_per_s
+    );
+    println!("ratio {:.2} (goal: at most 2.0)", r.ratio);
     Ok(exit::SUCCESS)
 }

@@ -9,6 +9,8 @@ mod call;
 mod completions;
 mod doctor;
 mod drill;
+mod export;
+mod import;
 mod provision;
 mod report;
 mod restore;
@@ -29,6 +31,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Call(args) => call::run(&settings, args).await,
         Command::Audit(cmd) => audit::run(&settings, cmd).await,
         Command::Bench(cmd) => bench::run(&settings, cmd).await,
+        // Dropped on a stop signal: the import's transaction is rolled back.
+        Command::Import(cmd) => {
+            crate::interrupt::cancelled("import", import::run(&settings, cmd)).await
+        }
+        Command::Export(cmd) => export::run(&settings, cmd).await,
         Command::Backup(args) => backup::run(&settings, args).await,
         Command::Backups(cmd) => backups::run(&settings, cmd).await,
         Command::Restore(args) => restore::run(&settings, args).await,

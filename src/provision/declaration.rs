@@ -328,6 +328,7 @@ mod tests {
             "dept_purchasing",
             "dept_reporting",
             "dept_audit",
+            "etl",
             "reseller",
             "supplier",
             "stockops_backup",

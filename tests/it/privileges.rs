@@ -23,12 +23,13 @@ fn partner_reads(group: &str) -> &'static [&'static str] {
     }
 }
 
-const GROUPS: [&str; 7] = [
+const GROUPS: [&str; 8] = [
     "dept_stock",
     "dept_sales",
     "dept_purchasing",
     "dept_reporting",
     "dept_audit",
+    "etl",
     "reseller",
     "supplier",
 ];
