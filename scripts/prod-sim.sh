@@ -163,6 +163,16 @@ bad=$(psql_pg -d postgres -c "SELECT count(*) FROM pg_hba_file_rules WHERE error
 [ "$bad" = 0 ] || die "pg_hba.conf has $bad line(s) in error (SELECT * FROM pg_hba_file_rules)"
 say "pg_hba.conf: $(psql_pg -d postgres -c "SELECT count(*) FROM pg_hba_file_rules") rules, none in error; methods: $(psql_pg -d postgres -c "SELECT string_agg(DISTINCT auth_method, ', ') FROM pg_hba_file_rules")"
 
+# Departments reach the server only with TLS: a stockops built without TLS
+# support cannot serve them, so say so now rather than halfway through.
+probe=$(env -u PGPASSFILE DATABASE_URL="postgres://postgres@localhost:$PORT/postgres?sslmode=verify-full&sslrootcert=$TLS/ca.crt" \
+    STOCKOPS_LOG=error "$STOCKOPS" provision --check 2>&1 || true)
+if grep -q "without TLS support" <<<"$probe"; then
+    die "$STOCKOPS cannot connect with TLS (sqlx was built without a TLS feature), and this server admits TCP clients over TLS only: build stockops with sqlx's TLS support (e.g. feature tls-rustls-ring-webpki)"
+fi
+grep -q 'pg_hba.conf rejects connection' <<<"$probe" || die "the postgres superuser over TCP was not refused as expected: $probe"
+say "refused: the postgres superuser over TCP, even with TLS (it connects by peer over the socket only)"
+
 # ---------------------------------------------------------------------------
 step "the DBA: stockops provision (as postgres, peer over the Unix socket)"
 psql_pg -d postgres -c "CREATE DATABASE $DB"
