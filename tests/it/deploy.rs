@@ -501,6 +501,7 @@ fn the_production_simulation_runs_end_to_end_with_a_clean_doctor() {
         "refused: sim_sales over TCP without TLS (sslmode=disable)",
         "refused: sim_sales with TLS 1.2 at most",
         "refused: sim_sales over the Unix socket",
+        "refused: the postgres superuser over TCP",
     ] {
         assert!(log.contains(refused), "missing `{refused}`:\n{log}");
     }
