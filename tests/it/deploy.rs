@@ -425,6 +425,19 @@ fn prometheus_rules_cover_stale_backups_and_failed_or_stale_drills() {
             "no alert on `{want}`: {exprs:#?}"
         );
     }
+    // Each alert has a promtool unit test (`promtool test rules`).
+    let tests = &yaml_docs("deploy/prometheus/stockops-alerts.test.yaml")[0];
+    assert_eq!(strings(&tests["rule_files"]), vec!["stockops-alerts.yaml"]);
+    let tested: BTreeSet<&str> = tests["tests"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["alert_rule_test"].as_vec().unwrap().iter())
+        .filter_map(|a| a["alertname"].as_str())
+        .collect();
+    for (name, _) in &rules {
+        assert!(tested.contains(name.as_str()), "no promtool test of {name}");
+    }
     // Names follow src/metrics.rs: stockops_<job>_<figure>.
     let known = read("src/metrics.rs");
     for (name, expr) in &rules {
