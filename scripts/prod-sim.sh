@@ -192,6 +192,7 @@ add_login() {
     say "$name ($group${*:+ $*})"
 }
 for dept in stock sales purchasing reporting audit; do add_login "sim_$dept" "dept_$dept"; done
+add_login sim_etl etl
 # The backup role is declared (roles/roles.toml); it only needs a password. It
 # connects over the socket, so its PGPASSFILE line names the socket directory.
 BACKUP_PW=$(openssl rand -base64 30 | tr -d '/+=\n')
@@ -254,6 +255,8 @@ out=$(as_login sim_reporting "$STOCKOPS" report stock --status low --limit 5)
 sed 's/^/    /' <<<"$out"
 out=$(as_login sim_audit "$STOCKOPS" audit verify)
 say "sim_audit: $(tail -n 1 <<<"$out")"
+as_login sim_etl "$STOCKOPS" export stock --csv "$DIR/stock.csv"
+say "sim_etl: stockops export stock, $(($(wc -l <"$DIR/stock.csv") - 1)) products in $DIR/stock.csv"
 
 # ---------------------------------------------------------------------------
 step "what the configuration refuses"
