@@ -201,9 +201,8 @@ printf '%s:%s:%s:stockops_backup:%s\n' "$RUN" "$PORT" "$DB" "$BACKUP_PW" >>"$PGP
 printf 'localhost:%s:%s:stockops_backup:%s\n' "$PORT" "$DB" "$BACKUP_PW" >>"$PGPASS"
 unset BACKUP_PW
 say "stockops_backup (password rotated)"
-# Its snapshot transaction idles while pg_dump streams: exempt it from the
-# server-wide idle-in-transaction timeout (deploy/README.md, step 6).
-psql_pg -d postgres -c "ALTER ROLE stockops_backup SET idle_in_transaction_session_timeout = 0"
+# No role setting for the backup login: its snapshot transaction lifts the
+# server's idle-in-transaction timeout for itself.
 say "PGPASSFILE $PGPASS, mode $(stat -c %a "$PGPASS")"
 
 # ---------------------------------------------------------------------------

@@ -17,10 +17,14 @@ use crate::db::ident;
 
 /// Settings that fix every row's text form, whatever the server's defaults.
 /// `row_security = off` makes a role subject to row-level security fail
-/// loudly instead of counting only the rows it may see.
+/// loudly instead of counting only the rows it may see. The timeouts a
+/// hardened server sets for interactive sessions are lifted for this one
+/// transaction (as pg_dump does for its own): it scans every table, then
+/// waits idle while the dump streams from its snapshot.
 pub const SESSION_SETTINGS: &str = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; \
      SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'; \
-     SET LOCAL row_security = off";
+     SET LOCAL row_security = off; SET LOCAL statement_timeout = 0; \
+     SET LOCAL idle_in_transaction_session_timeout = 0";
 
 /// Every user table (leaf tables only: partitions are counted once).
 pub async fn tables(conn: &mut PgConnection) -> anyhow::Result<Vec<TableFingerprint>> {

@@ -772,3 +772,41 @@ async fn several_recipients_and_key_rotation() {
         "{prom}"
     );
 }
+
+/// The hardened server ends sessions idle in a transaction for 5 minutes; the
+/// backup's snapshot transaction idles while pg_dump streams. Here the limit
+/// is 1 s and pg_dump is throttled to take several: the backup must still
+/// complete and verify.
+#[tokio::test]
+async fn backup_outlives_the_servers_idle_in_transaction_timeout() {
+    let db = TestDb::provisioned("backup_idle").await;
+    let mut admin = db.admin().await;
+    sqlx::raw_sql(&format!(
+        "ALTER DATABASE {} SET idle_in_transaction_session_timeout = '1s'",
+        db.name
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let dir = temp_dir("backup-idle");
+    let keys = Keys::new(&dir);
+    let repo = format!("file://{}", dir.join("repo").display());
+    let mut env = job_env(&repo, &keys);
+    let bin = crate::schedule::slow_pg_bin(&dir, 16 * 1024, 0.25);
+    env.push(("STOCKOPS_PG_BIN".into(), bin.display().to_string()));
+    let started = std::time::Instant::now();
+    let id = backup(&db, &env);
+    assert!(
+        started.elapsed().as_secs_f64() > 2.0,
+        "the throttled pg_dump should outlast the 1 s timeout ({:?})",
+        started.elapsed()
+    );
+    let out = stockops_env(
+        &["backups", "verify", &id],
+        None,
+        None,
+        &with_identity(env, &keys),
+    );
+    assert_success(&out, "backups verify");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

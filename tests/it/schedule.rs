@@ -20,7 +20,7 @@ const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 /// A directory to use as STOCKOPS_PG_BIN whose pg_dump passes the real one's
 /// output on `chunk` bytes at a time, one chunk every `pause` seconds.
-fn slow_pg_bin(dir: &Path, chunk: usize, pause: f64) -> PathBuf {
+pub fn slow_pg_bin(dir: &Path, chunk: usize, pause: f64) -> PathBuf {
     let bin = dir.join("slow-bin");
     std::fs::create_dir_all(&bin).unwrap();
     let script = format!(
