@@ -123,6 +123,9 @@ DECLARE
     v_n integer := coalesce(cardinality(p_line_numbers), 0);
     v_warehouse smallint;
     v_rows inventory.import_line[];
+    v_orders jsonb;
+    v_added jsonb;
+    v_first jsonb;
     v_loaded integer;
     v_duplicates integer;
 BEGIN
@@ -149,6 +152,10 @@ BEGIN
     IF p_warehouse IS NOT NULL THEN
         v_warehouse := inventory.warehouse_id(p_warehouse);
     END IF;
+
+    -- The lookups below are LATERAL ... LIMIT 1: one index probe per line
+    -- whatever the statistics say (tables grow during a long import, in its
+    -- own transaction, faster than ANALYZE could follow).
 
     -- 1. Resolve the codes, find what is already there, and classify.
     SELECT array_agg(ROW(c.line_number, c.reseller_id, c.order_ref, c.order_date, c.product_id, c.warehouse_id,
@@ -187,9 +194,7 @@ BEGIN
                END AS detail,
                CASE WHEN k.old_quantity IS NULL AND k.nth > 1 THEN k.first_line END AS repeats
           FROM (
-            SELECT r.*, o.sales_order_id, o.status AS order_status,
-                   (o.ordered_at AT TIME ZONE 'UTC')::date AS order_day,
-                   l.quantity AS old_quantity, l.unit_price AS old_price,
+            SELECT r.*,
                    row_number() OVER w_line AS nth,
                    first_value(r.line_number) OVER w_line AS first_line,
                    first_value(r.quantity) OVER w_line AS first_quantity,
@@ -199,8 +204,10 @@ BEGIN
                        AS order_first_date
               FROM (
                 SELECT i.line_number, i.order_ref, i.order_date, i.quantity, i.unit_price::numeric(12,2) AS unit_price,
-                       rs.reseller_id, p.product_id,
-                       coalesce(o.warehouse_id, v_warehouse, rs.warehouse_id) AS warehouse_id
+                       rs.reseller_id, p.product_id, o.sales_order_id, o.status AS order_status,
+                       (o.ordered_at AT TIME ZONE 'UTC')::date AS order_day,
+                       coalesce(o.warehouse_id, v_warehouse, rs.warehouse_id) AS warehouse_id,
+                       l.quantity AS old_quantity, l.unit_price AS old_price
                   FROM unnest(p_line_numbers, p_order_refs, p_order_dates, p_resellers, p_skus, p_quantities, p_unit_prices)
                        AS i(line_number, order_ref, order_date, reseller, sku, quantity, unit_price)
                   LEFT JOIN (
@@ -212,16 +219,18 @@ BEGIN
                                       WHERE so.reseller_id = x.reseller_id ORDER BY so.ordered_at DESC LIMIT 1))
                                AS warehouse_id
                       FROM inventory.resellers x
-                     WHERE x.active AND x.code IN (SELECT DISTINCT u FROM unnest(p_resellers) u)
+                     WHERE x.active AND x.code = ANY (ARRAY(SELECT DISTINCT u FROM unnest(p_resellers) u))
                   ) rs ON rs.code = i.reseller
                   LEFT JOIN inventory.products p ON p.sku = i.sku
-                  LEFT JOIN inventory.sales_orders o
-                         ON o.source = 'import' AND o.reseller_id = rs.reseller_id AND o.external_ref = i.order_ref
+                  LEFT JOIN LATERAL (
+                    SELECT so.sales_order_id, so.status, so.ordered_at, so.warehouse_id FROM inventory.sales_orders so
+                     WHERE so.source = 'import' AND so.reseller_id = rs.reseller_id AND so.external_ref = i.order_ref
+                     LIMIT 1) o ON true
+                  LEFT JOIN LATERAL (
+                    SELECT sl.quantity, sl.unit_price FROM inventory.sales_order_lines sl
+                     WHERE sl.sales_order_id = o.sales_order_id AND sl.product_id = p.product_id
+                     LIMIT 1) l ON true
               ) r
-              LEFT JOIN inventory.sales_orders o
-                     ON o.source = 'import' AND o.reseller_id = r.reseller_id AND o.external_ref = r.order_ref
-              LEFT JOIN inventory.sales_order_lines l
-                     ON l.sales_order_id = o.sales_order_id AND l.product_id = r.product_id
             WINDOW w_line AS (PARTITION BY r.reseller_id, r.order_ref, r.product_id ORDER BY r.line_number)
           ) k
       ) c;
@@ -250,37 +259,54 @@ BEGIN
           LEFT JOIN inventory.stock_levels l ON l.product_id = x.product_id AND l.warehouse_id = x.warehouse_id
       ) s;
 
-    -- 3. The orders the new lines belong to: created if need be, then locked
-    -- (line numbers are taken from the order's last one).
-    INSERT INTO inventory.sales_orders (sales_order_id, order_number, reseller_id, warehouse_id, ordered_at, status,
-                                        source, external_ref)
-    SELECT d.id, format('SO-%s-%s', to_char(now(), 'YYYY'), lpad(d.id::text, 7, '0')), d.reseller_id, d.warehouse_id,
-           d.order_date::timestamp AT TIME ZONE 'UTC', 'submitted', 'import', d.order_ref
-      FROM (SELECT nextval('inventory.sales_orders_sales_order_id_seq') AS id, f.*
-              FROM (SELECT DISTINCT ON (x.reseller_id, x.order_ref) x.reseller_id, x.order_ref, x.order_date, x.warehouse_id
-                      FROM unnest(v_rows) x
-                     WHERE x.outcome = 'new' AND x.sales_order_id IS NULL
-                     ORDER BY x.reseller_id, x.order_ref, x.line_number) f) d
-    ON CONFLICT (reseller_id, external_ref) WHERE source = 'import' DO NOTHING;
+    -- 3. The orders the new lines belong to: created if need be; the ones
+    -- that were there already are locked (line numbers continue from their
+    -- last one). An order another import created meanwhile is looked up.
+    WITH created AS (
+        INSERT INTO inventory.sales_orders (sales_order_id, order_number, reseller_id, warehouse_id, ordered_at, status,
+                                            source, external_ref)
+        SELECT d.id, format('SO-%s-%s', to_char(now(), 'YYYY'), lpad(d.id::text, 7, '0')), d.reseller_id, d.warehouse_id,
+               d.order_date::timestamp AT TIME ZONE 'UTC', 'submitted', 'import', d.order_ref
+          FROM (SELECT nextval('inventory.sales_orders_sales_order_id_seq') AS id, f.*
+                  FROM (SELECT DISTINCT ON (x.reseller_id, x.order_ref) x.reseller_id, x.order_ref, x.order_date,
+                               x.warehouse_id
+                          FROM unnest(v_rows) x
+                         WHERE x.outcome = 'new' AND x.sales_order_id IS NULL
+                         ORDER BY x.reseller_id, x.order_ref, x.line_number) f) d
+        ON CONFLICT (reseller_id, external_ref) WHERE source = 'import' DO NOTHING
+        RETURNING sales_order_id, reseller_id, external_ref
+    )
+    SELECT jsonb_object_agg(c.reseller_id || ':' || c.external_ref, c.sales_order_id) INTO v_orders FROM created c;
+    v_orders := coalesce(v_orders, '{}');
     PERFORM 1 FROM inventory.sales_orders o
-     WHERE o.source = 'import'
-       AND (o.reseller_id, o.external_ref) IN (SELECT x.reseller_id, x.order_ref FROM unnest(v_rows) x WHERE x.outcome = 'new')
+     WHERE o.sales_order_id = ANY (ARRAY(
+             SELECT DISTINCT coalesce(x.sales_order_id,
+                                      (SELECT so.sales_order_id FROM inventory.sales_orders so
+                                        WHERE so.source = 'import' AND so.reseller_id = x.reseller_id
+                                          AND so.external_ref = x.order_ref LIMIT 1))
+               FROM unnest(v_rows) x
+              WHERE x.outcome = 'new' AND NOT v_orders ? (x.reseller_id || ':' || x.order_ref)))
      ORDER BY o.sales_order_id
        FOR UPDATE;
 
     -- 4. The lines, and their reservations. A line another import added
     -- meanwhile is skipped by the key, and counts as a duplicate.
-    WITH added AS (
-        INSERT INTO inventory.sales_order_lines (sales_order_id, line_no, product_id, quantity, unit_price)
-        SELECT o.sales_order_id,
-               coalesce(m.last_line, 0) + row_number() OVER (PARTITION BY o.sales_order_id ORDER BY x.line_number),
-               x.product_id, x.quantity, x.unit_price
+    WITH lines AS (
+        SELECT x.line_number, x.product_id, x.quantity, x.unit_price, x.sales_order_id IS NOT NULL AS existed,
+               coalesce(x.sales_order_id, (v_orders ->> (x.reseller_id || ':' || x.order_ref))::bigint,
+                        (SELECT so.sales_order_id FROM inventory.sales_orders so
+                          WHERE so.source = 'import' AND so.reseller_id = x.reseller_id
+                            AND so.external_ref = x.order_ref LIMIT 1)) AS sales_order_id
           FROM unnest(v_rows) x
-          JOIN inventory.sales_orders o
-            ON o.source = 'import' AND o.reseller_id = x.reseller_id AND o.external_ref = x.order_ref
-          LEFT JOIN LATERAL (SELECT max(sl.line_no) AS last_line FROM inventory.sales_order_lines sl
-                              WHERE sl.sales_order_id = o.sales_order_id) m ON true
          WHERE x.outcome = 'new'
+    ), added AS (
+        INSERT INTO inventory.sales_order_lines (sales_order_id, line_no, product_id, quantity, unit_price)
+        SELECT n.sales_order_id,
+               coalesce(m.last_line, 0) + row_number() OVER (PARTITION BY n.sales_order_id ORDER BY n.line_number),
+               n.product_id, n.quantity, n.unit_price
+          FROM lines n
+          LEFT JOIN LATERAL (SELECT max(sl.line_no) AS last_line FROM inventory.sales_order_lines sl
+                              WHERE n.existed AND sl.sales_order_id = n.sales_order_id) m ON true
         ON CONFLICT (sales_order_id, product_id) DO NOTHING
         RETURNING sales_order_id, product_id, quantity
     ), reserved AS (
@@ -292,34 +318,38 @@ BEGIN
          WHERE l.product_id = d.product_id AND l.warehouse_id = d.warehouse_id
         RETURNING 1   -- run to completion whether read or not, as every data-modifying WITH
     )
-    SELECT array_agg(ROW(x.line_number, x.reseller_id, x.order_ref, x.order_date, x.product_id, x.warehouse_id,
-                         x.sales_order_id, x.quantity, x.unit_price,
-                         CASE WHEN x.outcome <> 'new' THEN x.outcome
-                              WHEN a.product_id IS NOT NULL THEN 'loaded'
-                              ELSE 'duplicate' END,
-                         x.detail, x.first_line)::inventory.import_line
-                     ORDER BY x.line_number)
-      INTO v_rows
-      FROM unnest(v_rows) x
-      LEFT JOIN inventory.sales_orders o
-             ON x.outcome = 'new' AND o.source = 'import' AND o.reseller_id = x.reseller_id AND o.external_ref = x.order_ref
-      LEFT JOIN added a ON a.sales_order_id = o.sales_order_id AND a.product_id = x.product_id;
+    SELECT jsonb_object_agg(a.sales_order_id || ':' || a.product_id, true) INTO v_added FROM added a;
+    v_added := coalesce(v_added, '{}');
 
-    -- A duplicate is a copy of a line in the database: a repeat of a line
-    -- of the batch that was rejected is rejected for the same reason.
+    -- 5. Final outcomes. A duplicate is a copy of a line in the database: a
+    -- repeat of a line of this batch that was rejected is rejected alike.
+    SELECT jsonb_object_agg(x.line_number::text, jsonb_build_array(x.outcome, x.detail))
+      INTO v_first
+      FROM unnest(v_rows) x
+     WHERE x.outcome NOT IN ('new', 'duplicate');
+    v_first := coalesce(v_first, '{}');
     SELECT array_agg(ROW(x.line_number, x.reseller_id, x.order_ref, x.order_date, x.product_id, x.warehouse_id,
                          x.sales_order_id, x.quantity, x.unit_price,
-                         CASE WHEN x.outcome = 'duplicate' AND f.outcome NOT IN ('loaded', 'duplicate')
-                              THEN f.outcome ELSE x.outcome END,
-                         CASE WHEN x.outcome = 'duplicate' AND f.outcome NOT IN ('loaded', 'duplicate')
-                              THEN f.detail ELSE x.detail END,
+                         CASE WHEN x.outcome = 'new'
+                               AND v_added ? (coalesce(x.sales_order_id,
+                                                       (v_orders ->> (x.reseller_id || ':' || x.order_ref))::bigint,
+                                                       (SELECT so.sales_order_id FROM inventory.sales_orders so
+                                                         WHERE so.source = 'import' AND so.reseller_id = x.reseller_id
+                                                           AND so.external_ref = x.order_ref LIMIT 1))
+                                              || ':' || x.product_id) THEN 'loaded'
+                              WHEN x.outcome = 'new' THEN 'duplicate'
+                              WHEN x.outcome = 'duplicate' AND v_first ? x.first_line::text
+                                   THEN v_first -> x.first_line::text ->> 0
+                              ELSE x.outcome END,
+                         CASE WHEN x.outcome = 'duplicate' AND v_first ? x.first_line::text
+                              THEN v_first -> x.first_line::text ->> 1
+                              ELSE x.detail END,
                          x.first_line)::inventory.import_line
                      ORDER BY x.line_number)
       INTO v_rows
-      FROM unnest(v_rows) x
-      LEFT JOIN unnest(v_rows) f ON f.line_number = x.first_line;
+      FROM unnest(v_rows) x;
 
-    -- 5. The audit record: the batch by its file, lines and digest.
+    -- 6. The audit record: the batch by its file, lines and digest.
     SELECT count(*) FILTER (WHERE x.outcome = 'loaded'), count(*) FILTER (WHERE x.outcome = 'duplicate')
       INTO v_loaded, v_duplicates
       FROM unnest(v_rows) x;
