@@ -212,7 +212,7 @@ pub struct FileShape {
     pub delimiter: char,
     /// The header as read, each column's name.
     pub header: Vec<String>,
-    /// Records with a field that was not valid UTF-8, read as Latin-1.
+    /// Records (the header too) with a field that was not valid UTF-8, read as Latin-1.
     pub latin1_records: u64,
 }
 
@@ -257,7 +257,9 @@ impl<R: Read> OrderReader<R> {
                 COLUMNS.join(", ")
             );
         }
-        let names: Vec<String> = header.iter().map(|f| decode(f).0).collect();
+        let decoded: Vec<(String, bool)> = header.iter().map(decode).collect();
+        let header_latin1 = decoded.iter().any(|(_, latin1)| *latin1);
+        let names: Vec<String> = decoded.into_iter().map(|(name, _)| name).collect();
         let columns = map_columns(&names)?;
         Ok(Self {
             csv,
@@ -268,7 +270,7 @@ impl<R: Read> OrderReader<R> {
             shape: FileShape {
                 delimiter: delimiter as char,
                 header: names,
-                latin1_records: 0,
+                latin1_records: u64::from(header_latin1),
             },
         })
     }

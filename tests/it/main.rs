@@ -13,6 +13,7 @@ mod cli;
 mod deploy;
 mod doctor;
 mod drill;
+mod etl;
 mod faults;
 mod privileges;
 mod procedures;
