@@ -30,7 +30,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
     SOCKET=${STOCKOPS_TEST_ADMIN_URL#*host=}
     psql_admin() { psql -X -q -v ON_ERROR_STOP=1 -h "$SOCKET" -p "$STOCKOPS_TEST_PG_PORT" -U postgres "$@"; }
     psql_admin -d postgres -c "DROP DATABASE IF EXISTS stockops_demo WITH (FORCE)" -c "CREATE DATABASE stockops_demo"
-    for u in demo_stock demo_sales demo_purchasing demo_reporting demo_audit demo_reseller demo_supplier; do
+    for u in demo_stock demo_sales demo_purchasing demo_reporting demo_audit demo_etl demo_reseller demo_supplier; do
         psql_admin -d postgres -c "DROP ROLE IF EXISTS $u"
     done
     export DATABASE_URL=$ADMIN_URL
@@ -71,6 +71,7 @@ add_user demo_sales dept_sales
 add_user demo_purchasing dept_purchasing
 add_user demo_reporting dept_reporting
 add_user demo_audit dept_audit
+add_user demo_etl etl
 add_user demo_reseller reseller --reseller RES-0001
 add_user demo_supplier supplier --supplier SUP-001
 echo "  passwords are in $PGPASS (mode 600), for PGPASSFILE"
@@ -99,6 +100,35 @@ as_login demo_sales "$STOCKOPS" call record_sale --arg reseller=RES-0002 --arg s
 echo "  demo_stock tries to record a sale:"
 as_login demo_stock "$STOCKOPS" call record_sale --arg reseller=RES-0002 --arg sku="$SKU" --arg warehouse=WH-PAR \
     --arg quantity=1 2>&1 | sed 's/^/    /' || true
+
+step "stockops import orders: a reseller's messy weekly file (as demo_etl)"
+# Latin-1, semicolons, CRLF, French headers, decimal commas, stray blanks, two
+# date formats; a repeated line and one line of each common defect.
+SKU2=$(psql -X -At "$DATABASE_URL" -c "SELECT p.sku FROM inventory.stock_levels l JOIN inventory.products p USING (product_id)
+      JOIN inventory.warehouses w USING (warehouse_id) WHERE w.code = 'WH-PAR' AND l.on_hand - l.reserved >= 5
+       AND p.sku <> '$SKU' ORDER BY p.sku LIMIT 1")
+ORDERS=$DEMO_DIR/commandes_semaine_47.csv
+{
+    printf 'R\xe9f commande;Date commande;Revendeur;R\xe9f produit;Quantit\xe9;Prix unitaire\r\n'
+    printf 'CMD-4701; 17/11/2025 ;RES-0002;%s;2;149,90\r\n' "$SKU"
+    printf 'CMD-4701;17/11/2025;res-0002;%s;1;1 099,00\r\n' "$SKU2"
+    printf 'CMD-4701;17/11/2025;RES-0002;%s;2;149,90\r\n' "$SKU"
+    printf 'CMD-4702;2025-11-18;RES-0003;%s;0;149,90\r\n' "$SKU"
+    printf 'CMD-4702;2025-11-18;RES-0003;%s;;149,90\r\n' "$SKU2"
+    printf 'CMD-4703;31/11/2025;RES-0003;%s;1;149,90\r\n' "$SKU"
+    printf 'CMD-4703;2025-11-19;RES-9999;%s;1;149,90\r\n' "$SKU"
+    printf 'CMD-4703;2025-11-19;RES-0003;ZZZ-999999;1;149,90\r\n'
+    printf 'CMD-4704;2025-11-19;RES-0003;%s;1;-5\r\n' "$SKU2"
+} >"$ORDERS"
+as_login demo_etl "$STOCKOPS" import orders --csv "$ORDERS" --warehouse WH-PAR
+echo "  the rejects, each with its reason ($ORDERS.rejects.csv):"
+sed 's/^/    /' "$ORDERS.rejects.csv"
+echo "  the same file again:"
+as_login demo_etl "$STOCKOPS" import orders --csv "$ORDERS" --warehouse WH-PAR | sed 's/^/    /'
+
+step "stockops export stock (etat_stock_par_produit.csv, as demo_etl)"
+as_login demo_etl "$STOCKOPS" export stock --csv "$DEMO_DIR/etat_stock_par_produit.csv"
+head -4 "$DEMO_DIR/etat_stock_par_produit.csv" | sed 's/^/  /'
 
 step "stockops report stock --status low (as demo_reporting)"
 as_login demo_reporting "$STOCKOPS" report stock --status low --limit 10
