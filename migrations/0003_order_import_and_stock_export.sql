@@ -124,6 +124,7 @@ DECLARE
     v_warehouse smallint;
     v_rows inventory.import_line[];
     v_orders jsonb;
+    v_raced bigint[];
     v_added jsonb;
     v_first jsonb;
     v_loaded integer;
@@ -156,6 +157,19 @@ BEGIN
     -- The lookups below are LATERAL ... LIMIT 1: one index probe per line
     -- whatever the statistics say (tables grow during a long import, in its
     -- own transaction, faster than ANALYZE could follow).
+
+    -- 0. Lock the imported orders this batch adds to, before reading them:
+    -- every import does, so no other one adds lines to them until we commit,
+    -- and what step 1 sees of them stays true.
+    PERFORM 1 FROM inventory.sales_orders so
+     WHERE so.sales_order_id = ANY (ARRAY(
+             SELECT (SELECT o.sales_order_id FROM inventory.sales_orders o
+                      WHERE o.source = 'import' AND o.reseller_id = r.reseller_id AND o.external_ref = k.order_ref
+                      LIMIT 1)
+               FROM (SELECT DISTINCT u.reseller, u.order_ref FROM unnest(p_resellers, p_order_refs) AS u(reseller, order_ref)) k
+               JOIN inventory.resellers r ON r.code = k.reseller))
+     ORDER BY so.sales_order_id
+       FOR UPDATE;
 
     -- 1. Resolve the codes, find what is already there, and classify.
     SELECT array_agg(ROW(c.line_number, c.reseller_id, c.order_ref, c.order_date, c.product_id, c.warehouse_id,
@@ -259,9 +273,9 @@ BEGIN
           LEFT JOIN inventory.stock_levels l ON l.product_id = x.product_id AND l.warehouse_id = x.warehouse_id
       ) s;
 
-    -- 3. The orders the new lines belong to: created if need be; the ones
-    -- that were there already are locked (line numbers continue from their
-    -- last one). An order another import created meanwhile is looked up.
+    -- 3. The orders the new lines belong to, created. One another import
+    -- created meanwhile (it committed after step 1) is looked up and locked,
+    -- and the lines then go in with ON CONFLICT: it may hold some already.
     WITH created AS (
         INSERT INTO inventory.sales_orders (sales_order_id, order_number, reseller_id, warehouse_id, ordered_at, status,
                                             source, external_ref)
@@ -278,26 +292,28 @@ BEGIN
     )
     SELECT jsonb_object_agg(c.reseller_id || ':' || c.external_ref, c.sales_order_id) INTO v_orders FROM created c;
     v_orders := coalesce(v_orders, '{}');
-    PERFORM 1 FROM inventory.sales_orders o
-     WHERE o.sales_order_id = ANY (ARRAY(
-             SELECT DISTINCT coalesce(x.sales_order_id,
-                                      (SELECT so.sales_order_id FROM inventory.sales_orders so
-                                        WHERE so.source = 'import' AND so.reseller_id = x.reseller_id
-                                          AND so.external_ref = x.order_ref LIMIT 1))
-               FROM unnest(v_rows) x
-              WHERE x.outcome = 'new' AND NOT v_orders ? (x.reseller_id || ':' || x.order_ref)))
-     ORDER BY o.sales_order_id
-       FOR UPDATE;
+    SELECT array_agg(DISTINCT (SELECT so.sales_order_id FROM inventory.sales_orders so
+                                WHERE so.source = 'import' AND so.reseller_id = x.reseller_id
+                                  AND so.external_ref = x.order_ref LIMIT 1))
+      INTO v_raced
+      FROM unnest(v_rows) x
+     WHERE x.outcome = 'new' AND x.sales_order_id IS NULL AND NOT v_orders ? (x.reseller_id || ':' || x.order_ref);
+    IF v_raced IS NOT NULL THEN
+        PERFORM 1 FROM inventory.sales_orders o WHERE o.sales_order_id = ANY (v_raced)
+         ORDER BY o.sales_order_id FOR UPDATE;
+    END IF;
 
-    -- 4. The lines, and their reservations. A line another import added
-    -- meanwhile is skipped by the key, and counts as a duplicate.
+    -- 4. The lines, and their reservations. Steps 0 and 3 make a plain
+    -- INSERT safe (and cheaper); after a race with another import the key
+    -- skips what it added, and those lines count as duplicates.
+    EXECUTE format($sql$
     WITH lines AS (
         SELECT x.line_number, x.product_id, x.quantity, x.unit_price, x.sales_order_id IS NOT NULL AS existed,
-               coalesce(x.sales_order_id, (v_orders ->> (x.reseller_id || ':' || x.order_ref))::bigint,
+               coalesce(x.sales_order_id, ($1 ->> (x.reseller_id || ':' || x.order_ref))::bigint,
                         (SELECT so.sales_order_id FROM inventory.sales_orders so
                           WHERE so.source = 'import' AND so.reseller_id = x.reseller_id
                             AND so.external_ref = x.order_ref LIMIT 1)) AS sales_order_id
-          FROM unnest(v_rows) x
+          FROM unnest($2::inventory.import_line[]) x
          WHERE x.outcome = 'new'
     ), added AS (
         INSERT INTO inventory.sales_order_lines (sales_order_id, line_no, product_id, quantity, unit_price)
@@ -306,19 +322,24 @@ BEGIN
                n.product_id, n.quantity, n.unit_price
           FROM lines n
           LEFT JOIN LATERAL (SELECT max(sl.line_no) AS last_line FROM inventory.sales_order_lines sl
-                              WHERE n.existed AND sl.sales_order_id = n.sales_order_id) m ON true
-        ON CONFLICT (sales_order_id, product_id) DO NOTHING
+                              WHERE (n.existed OR $3) AND sl.sales_order_id = n.sales_order_id) m ON true
+        %s
         RETURNING sales_order_id, product_id, quantity
     ), reserved AS (
         UPDATE inventory.stock_levels l
            SET reserved = l.reserved + d.quantity, updated_at = now()
-          FROM (SELECT a.product_id, o.warehouse_id, sum(a.quantity)::integer AS quantity
-                  FROM added a JOIN inventory.sales_orders o USING (sales_order_id)
-                 GROUP BY a.product_id, o.warehouse_id) d
+          FROM (SELECT a.product_id, w.warehouse_id, sum(a.quantity)::integer AS quantity
+                  FROM added a
+                 CROSS JOIN LATERAL (SELECT o.warehouse_id FROM inventory.sales_orders o
+                                      WHERE o.sales_order_id = a.sales_order_id LIMIT 1) w
+                 GROUP BY a.product_id, w.warehouse_id) d
          WHERE l.product_id = d.product_id AND l.warehouse_id = d.warehouse_id
         RETURNING 1   -- run to completion whether read or not, as every data-modifying WITH
     )
-    SELECT jsonb_object_agg(a.sales_order_id || ':' || a.product_id, true) INTO v_added FROM added a;
+    SELECT jsonb_object_agg(a.sales_order_id || ':' || a.product_id, true) FROM added a
+    $sql$, CASE WHEN v_raced IS NULL THEN '' ELSE 'ON CONFLICT (sales_order_id, product_id) DO NOTHING' END)
+    INTO v_added
+    USING v_orders, v_rows, v_raced IS NOT NULL;
     v_added := coalesce(v_added, '{}');
 
     -- 5. Final outcomes. A duplicate is a copy of a line in the database: a

@@ -116,11 +116,11 @@ pub async fn import_orders(
         let mut out = load_batch(&mut db, opts, &batch, &mut summary).await?;
         out.sort_by_key(|(line, _, _)| *line);
         for (line, reason, detail) in out {
-            let raw = &batch
-                .iter()
-                .find(|r| r.line == line)
-                .expect("the api answers for lines it was sent")
-                .raw;
+            // Records come in line order: found by bisection.
+            let at = batch.binary_search_by_key(&line, |r| r.line).map_err(|_| {
+                anyhow::anyhow!("api.import_order_lines answered for line {line}, never sent")
+            })?;
+            let raw = &batch[at].raw;
             summary.count_reject(reason);
             rejects.write(line, reason, &detail, raw)?;
             quarantine.push(line, raw, reason, detail);
