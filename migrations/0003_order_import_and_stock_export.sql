@@ -132,11 +132,11 @@ DECLARE
 BEGIN
     PERFORM inventory.require_etl();
     PERFORM inventory.require_text('p_source', p_source);
-    IF v_n = 0 OR v_n > 10000
+    IF v_n = 0 OR v_n > 50000
        OR coalesce(cardinality(p_order_refs), 0) <> v_n OR coalesce(cardinality(p_order_dates), 0) <> v_n
        OR coalesce(cardinality(p_resellers), 0) <> v_n OR coalesce(cardinality(p_skus), 0) <> v_n
        OR coalesce(cardinality(p_quantities), 0) <> v_n OR coalesce(cardinality(p_unit_prices), 0) <> v_n THEN
-        PERFORM inventory.fail('SO005', 'the arrays must all hold the same number of lines, 1 to 10000');
+        PERFORM inventory.fail('SO005', 'the arrays must all hold the same number of lines, 1 to 50000');
     END IF;
     IF array_position(p_line_numbers, NULL) IS NOT NULL OR array_position(p_order_refs, NULL) IS NOT NULL
        OR array_position(p_order_dates, NULL) IS NOT NULL OR array_position(p_resellers, NULL) IS NOT NULL
@@ -251,11 +251,12 @@ BEGIN
 
     -- 2. Lock the stock levels the new lines reserve from, in (product,
     -- warehouse) order like every writer, then reserve first come, first served.
-    PERFORM 1 FROM inventory.stock_levels l
-     WHERE (l.product_id, l.warehouse_id) IN
-           (SELECT x.product_id, x.warehouse_id FROM unnest(v_rows) x WHERE x.outcome = 'new')
-     ORDER BY l.product_id, l.warehouse_id
-       FOR UPDATE;
+    PERFORM 1
+       FROM (SELECT DISTINCT x.product_id, x.warehouse_id FROM unnest(v_rows) x WHERE x.outcome = 'new'
+              ORDER BY 1, 2) k
+      CROSS JOIN LATERAL (SELECT 1 FROM inventory.stock_levels l
+                           WHERE l.product_id = k.product_id AND l.warehouse_id = k.warehouse_id
+                             FOR UPDATE) z;
     SELECT array_agg(ROW(s.line_number, s.reseller_id, s.order_ref, s.order_date, s.product_id, s.warehouse_id,
                          s.sales_order_id, s.quantity, s.unit_price,
                          CASE WHEN s.outcome = 'new' AND s.running > s.available THEN 'insufficient_stock' ELSE s.outcome END,
@@ -266,11 +267,13 @@ BEGIN
                      ORDER BY s.line_number)
       INTO v_rows
       FROM (
-        SELECT x.*, coalesce(l.on_hand - l.reserved, 0) AS available,
+        SELECT x.*, coalesce(l.available, 0) AS available,
                sum(x.quantity) FILTER (WHERE x.outcome = 'new')
                    OVER (PARTITION BY x.product_id, x.warehouse_id ORDER BY x.line_number) AS running
           FROM unnest(v_rows) x
-          LEFT JOIN inventory.stock_levels l ON l.product_id = x.product_id AND l.warehouse_id = x.warehouse_id
+          LEFT JOIN LATERAL (SELECT sl.on_hand - sl.reserved AS available FROM inventory.stock_levels sl
+                              WHERE x.outcome = 'new' AND sl.product_id = x.product_id
+                                AND sl.warehouse_id = x.warehouse_id LIMIT 1) l ON true
       ) s;
 
     -- 3. The orders the new lines belong to, created. One another import
@@ -402,10 +405,10 @@ DECLARE
 BEGIN
     PERFORM inventory.require_etl();
     PERFORM inventory.require_text('p_source', p_source);
-    IF v_n = 0 OR v_n > 10000 OR coalesce(cardinality(p_raw_lines), 0) <> v_n
+    IF v_n = 0 OR v_n > 50000 OR coalesce(cardinality(p_raw_lines), 0) <> v_n
        OR coalesce(cardinality(p_reasons), 0) <> v_n
        OR (p_details IS NOT NULL AND cardinality(p_details) <> v_n) THEN
-        PERFORM inventory.fail('SO005', 'the arrays must all hold the same number of lines, 1 to 10000');
+        PERFORM inventory.fail('SO005', 'the arrays must all hold the same number of lines, 1 to 50000');
     END IF;
     INSERT INTO inventory.import_rejects (source_file, line_number, raw_line, reason, detail)
     SELECT p_source, r.line_number, r.raw_line, r.reason, r.detail

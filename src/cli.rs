@@ -117,6 +117,8 @@ pub enum Command {
     /// The stored drill reports.
     #[command(subcommand)]
     Drills(DrillsCommand),
+    /// Every committed stock movement as one JSON line, live; reconnects after a server restart.
+    Watch(WatchArgs),
     /// Check that the server and the repository are hardened: findings with severity, evidence and fix.
     Doctor(DoctorArgs),
     /// Run backup, prune, verify and drill on the cron schedules of the config file, in the foreground.
@@ -125,6 +127,16 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page, or write one page per command into a directory.
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Only movements in this warehouse (code).
+    #[arg(long)]
+    pub warehouse: Option<String>,
+    /// Only movements of this product (SKU).
+    #[arg(long)]
+    pub sku: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -447,7 +459,7 @@ pub struct BenchImportArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub rows: u64,
     /// Lines per api call.
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    #[arg(long, default_value_t = 10000, value_parser = clap::value_parser!(u64).range(1..=50000))]
     pub batch_size: u64,
     /// Keep the scratch databases afterwards.
     #[arg(long)]
@@ -494,7 +506,7 @@ pub struct ImportOrdersArgs {
     #[arg(long, value_name = "FILE")]
     pub rejects: Option<PathBuf>,
     /// Lines per api call.
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    #[arg(long, default_value_t = 10000, value_parser = clap::value_parser!(u64).range(1..=50000))]
     pub batch_size: u64,
     /// Machine-readable summary.
     #[arg(long)]
