@@ -119,6 +119,8 @@ pub enum Command {
     Drills(DrillsCommand),
     /// Every committed stock movement as one JSON line, live; reconnects after a server restart.
     Watch(WatchArgs),
+    /// Every committed stock movement as one JSON line, live; reconnects after a server restart.
+    Watch(WatchArgs),
     /// Check that the server and the repository are hardened: findings with severity, evidence and fix.
     Doctor(DoctorArgs),
     /// Run backup, prune, verify and drill on the cron schedules of the config file, in the foreground.
@@ -127,6 +129,16 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page, or write one page per command into a directory.
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Only movements in this warehouse (code).
+    #[arg(long)]
+    pub warehouse: Option<String>,
+    /// Only movements of this product (SKU).
+    #[arg(long)]
+    pub sku: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@
 //!   ├── audit              verifying the hash chain of the audit log
 //!   ├── backup, backups    taking backups; listing and verifying them
 //!   ├── doctor             hardening checks of the server and the repository
+//!   ├── watch              the live stock feed (LISTEN/NOTIFY)
 //!   └── bench              throughput measurements with a baseline in the same run
 //!         │
 //!         └── pipeline, storage, catalog, crypto,     (infrastructure)
@@ -63,3 +64,4 @@ pub mod scram;
 pub mod seed;
 pub mod storage;
 pub mod users;
+pub mod watch;

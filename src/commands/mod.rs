@@ -17,6 +17,7 @@ mod restore;
 mod schedule;
 mod seed;
 mod users;
+mod watch;
 
 use crate::cli::{Cli, Command};
 use crate::config::Settings;
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             crate::interrupt::cancelled("drill", drill::run(&settings, args)).await
         }
         Command::Drills(cmd) => drill::list(&settings, cmd).await,
+        Command::Watch(args) => watch::run(&settings, args).await,
         Command::Doctor(args) => doctor::run(&settings, args).await,
         Command::Schedule(args) => schedule::run(&settings, &cli.global, args).await,
         Command::Completions(args) => completions::completions(args),

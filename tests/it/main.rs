@@ -25,3 +25,4 @@ mod schedule;
 mod seed;
 mod storage;
 mod users;
+mod watch;

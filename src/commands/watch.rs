@@ -1,0 +1,16 @@
+//! `stockops watch [--warehouse W] [--sku S]`.
+
+use crate::cli::WatchArgs;
+use crate::config::Settings;
+use crate::exit;
+use crate::watch::{self, Filter, JsonLines};
+
+pub async fn run(settings: &Settings, args: WatchArgs) -> anyhow::Result<u8> {
+    let opts = settings.connect_options()?;
+    let filter = Filter {
+        warehouse: args.warehouse,
+        sku: args.sku,
+    };
+    watch::run(&opts, &filter, &mut JsonLines, None).await?;
+    Ok(exit::SUCCESS)
+}
