@@ -114,6 +114,39 @@ pub async fn resolve(store: &dyn ReadStore, id: &str) -> anyhow::Result<Manifest
     manifest(store, id).await
 }
 
+/// `ID` or `latest` of one kind (`logical` or `physical`): `latest` is the
+/// newest complete backup of that kind; an id of the other kind is refused,
+/// saying what to do.
+pub async fn resolve_kind(store: &dyn ReadStore, id: &str, kind: &str) -> anyhow::Result<Manifest> {
+    let m = if id == "latest" {
+        list(store)
+            .await?
+            .into_iter()
+            .rev()
+            .filter_map(|l| l.manifest)
+            .find(|m| m.kind == kind)
+            .ok_or_else(|| {
+                exit::Coded::new(
+                    exit::FAILURE,
+                    format!("no complete {kind} backup in {}", store.describe()),
+                )
+            })?
+    } else {
+        resolve(store, id).await?
+    };
+    if m.kind != kind {
+        let message = match m.require_logical() {
+            Err(physical) => physical,
+            Ok(()) => format!(
+                "backup {} is a logical backup (pg_dump); this needs a physical one (`stockops backup --physical`)",
+                m.id
+            ),
+        };
+        return Err(exit::Coded::new(exit::FAILURE, message).into());
+    }
+    Ok(m)
+}
+
 /// What verification found, object by object.
 #[derive(Debug, Serialize)]
 pub struct Verification {

@@ -5,6 +5,13 @@
 //! backups/<ID>/globals.sql.zst.age     pg_dumpall --globals-only --no-role-passwords, zstd, age
 //! backups/<ID>/metadata.json.age       row counts, fingerprints, audit head, plaintext digests (age)
 //! backups/<ID>/manifest.json           written last: without it the backup does not exist
+//!
+//! backups/<ID>/base.tar.zst.age        physical: pg_basebackup -Ft -X fetch, zstd, age
+//! backups/<ID>/metadata.json.age       physical: plaintext digests, WAL positions, label (age)
+//!
+//! wal/<TIMELINE>/<FILE>.<SHA256>.zst.age   one archived WAL file (segment, .history,
+//!                                          .backup, .partial), zstd, age; SHA256 of the
+//!                                          plaintext (see crate::wal)
 //! ```
 //!
 //! The manifest is the only plaintext object. It holds what `verify` needs
@@ -23,6 +30,16 @@ pub const MANIFEST: &str = "manifest.json";
 pub const DATA: &str = "data.dump.zst.age";
 pub const GLOBALS: &str = "globals.sql.zst.age";
 pub const METADATA: &str = "metadata.json.age";
+pub const BASE: &str = "base.tar.zst.age";
+
+/// What a backup holds: a `pg_dump` archive of one database, or a base
+/// backup of the whole cluster (its files, as `pg_basebackup` sends them).
+pub const LOGICAL: &str = "logical";
+pub const PHYSICAL: &str = "physical";
+
+fn logical() -> String {
+    LOGICAL.to_string()
+}
 
 pub fn key(id: &str, object: &str) -> String {
     format!("{PREFIX}{id}/{object}")
@@ -62,6 +79,9 @@ pub struct StoredObject {
 pub struct Manifest {
     pub format: u32,
     pub id: String,
+    /// `logical` or `physical`; manifests written before physical backups
+    /// existed have no such field and are logical.
+    #[serde(default = "logical")]
     pub kind: String,
     pub database: String,
     pub server_version: String,
@@ -74,9 +94,57 @@ pub struct Manifest {
     pub recipients: Vec<String>,
     pub compression: String,
     pub objects: Vec<StoredObject>,
+    /// Physical backups: where in the WAL the backup starts and ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal: Option<WalRange>,
+}
+
+/// The WAL a physical backup needs: recovery replays from `start_lsn` and
+/// is consistent once it passes `stop_lsn`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WalRange {
+    pub timeline: u32,
+    pub start_lsn: String,
+    pub stop_lsn: String,
+    /// The WAL file holding `start_lsn` (what `wal verify --from-backup` starts at).
+    pub start_segment: String,
+    pub stop_segment: String,
+    pub segment_size: u64,
+    /// The backup's tar carries the WAL from start to stop (`-X fetch`): it
+    /// restores on its own, the archive is needed only to go further.
+    pub includes_wal: bool,
+}
+
+/// The encrypted part of a physical backup's description.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhysicalMetadata {
+    pub format: u32,
+    pub id: String,
+    pub base: Digests,
+    pub wal: WalRange,
+    /// pg_basebackup's `--verbose` report (checkpoint, WAL start and end points).
+    pub log: String,
+    pub pg_basebackup_version: String,
 }
 
 impl Manifest {
+    pub fn is_physical(&self) -> bool {
+        self.kind == PHYSICAL
+    }
+
+    /// Logical restores and drills refuse a physical backup, saying what to do.
+    pub fn require_logical(&self) -> Result<(), String> {
+        if self.is_physical() {
+            return Err(format!(
+                "backup {} is a physical base backup of the whole cluster: `stockops restore` and `drill` \
+                 restore logical backups (pg_dump); pick a logical one (`stockops backups list`), or restore \
+                 this one by hand with pg_basebackup's tar format (docs/backup-format.md)",
+                self.id
+            ));
+        }
+        Ok(())
+    }
+
     pub fn object(&self, name: &str) -> Option<&StoredObject> {
         self.objects.iter().find(|o| o.name == name)
     }
@@ -130,5 +198,21 @@ mod tests {
         assert!(is_id(&a), "{a}");
         assert!(a.starts_with("20260102T030405Z-"));
         assert!(!is_id("latest") && !is_id("20260102T030405Z-zzzz"));
+    }
+
+    #[test]
+    fn manifests_without_a_kind_are_logical() {
+        let old = r#"{"format":1,"id":"20260102T030405Z-abcd","database":"inventory",
+            "server_version":"15.8","stockops_version":"0.1.0","started_at":"2026-01-02T03:04:05Z",
+            "snapshot_at":"2026-01-02T03:04:06Z","finished_at":"2026-01-02T03:04:07Z",
+            "recipients":[],"compression":"zstd level 3","objects":[]}"#;
+        let m: Manifest = serde_json::from_str(old).unwrap();
+        assert_eq!(m.kind, LOGICAL);
+        assert!(!m.is_physical() && m.require_logical().is_ok() && m.wal.is_none());
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(
+            !json.contains("\"wal\""),
+            "no wal field on logical manifests: {json}"
+        );
     }
 }

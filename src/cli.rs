@@ -112,13 +112,14 @@ pub enum Command {
     Backups(BackupsCommand),
     /// Restore a backup into a database, then prove it complete.
     Restore(RestoreArgs),
+    /// Continuous WAL archiving for point-in-time recovery: archive_command, restore_command, gaps.
+    #[command(subcommand)]
+    Wal(WalCommand),
     /// Recovery drill: restore into a scratch cluster, check everything, time it, store the report.
     Drill(DrillArgs),
     /// The stored drill reports.
     #[command(subcommand)]
     Drills(DrillsCommand),
-    /// Every committed stock movement as one JSON line, live; reconnects after a server restart.
-    Watch(WatchArgs),
     /// Every committed stock movement as one JSON line, live; reconnects after a server restart.
     Watch(WatchArgs),
     /// Check that the server and the repository are hardened: findings with severity, evidence and fix.
@@ -129,16 +130,6 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page, or write one page per command into a directory.
     Man(ManArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct WatchArgs {
-    /// Only movements in this warehouse (code).
-    #[arg(long)]
-    pub warehouse: Option<String>,
-    /// Only movements of this product (SKU).
-    #[arg(long)]
-    pub sku: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -564,6 +555,10 @@ pub struct BenchProceduresArgs {
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
+    /// A physical base backup of the whole cluster (pg_basebackup over the
+    /// replication protocol, with the WAL it needs) instead of a pg_dump of one database.
+    #[arg(long)]
+    pub physical: bool,
     /// zstd level (1-19).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub zstd_level: i32,
@@ -588,6 +583,67 @@ pub struct BackupArgs {
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
     /// Machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WalCommand {
+    /// Archive one WAL file, once: archive_command = 'stockops wal push %p'.
+    #[command(
+        after_long_help = "Compresses (zstd) and encrypts (age, to the recipients) the file and stores it \
+        as wal/<TIMELINE>/<FILE>.<SHA256>.zst.age, SHA256 being the plaintext's. Pushing a file \
+        the archive already holds identically succeeds without writing; a different file under \
+        the same name is refused (exit 1) and PostgreSQL keeps retrying, which `pg_stat_archiver` \
+        shows. Needs no database connection and no private key; settings come from the \
+        environment or --config as for every command (never put secrets in archive_command)."
+    )]
+    Push(WalPushArgs),
+    /// Restore one WAL file: restore_command = 'stockops wal fetch %f %p'.
+    #[command(
+        after_long_help = "Downloads wal/<TIMELINE>/<NAME>.*, decrypts it with the identity, \
+        decompresses it, checks the plaintext's SHA-256 and writes it to a temporary file beside \
+        DEST, renamed to DEST once complete. Exits 8, quietly (debug log only), when the archive \
+        does not hold NAME: PostgreSQL asks for the next file until one is missing at the end of \
+        every recovery. Note that PostgreSQL takes any exit code from 1 to 125 for `absent`: \
+        a recovery target (restore --to-time/--to-lsn) or `wal verify` beforehand catches a \
+        recovery that stopped early."
+    )]
+    Fetch(WalFetchArgs),
+    /// List the archived WAL per timeline and report gaps (exit 1 on a gap).
+    Verify(WalVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WalPushArgs {
+    /// The WAL file (%p: a path relative to the data directory).
+    pub path: PathBuf,
+    /// zstd level (1-19).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub zstd_level: i32,
+    /// zstd worker threads (0: compress on one thread).
+    #[arg(long, default_value_t = 0)]
+    pub zstd_workers: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct WalFetchArgs {
+    /// The WAL file's name (%f).
+    pub name: String,
+    /// Where PostgreSQL wants it (%p).
+    pub dest: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct WalVerifyArgs {
+    /// Check from this physical backup's first needed segment (an id or `latest`),
+    /// instead of from each timeline's oldest archived segment.
+    #[arg(long, value_name = "ID")]
+    pub from_backup: Option<String>,
+    /// The cluster's WAL segment size in MiB (initdb --wal-segsize); a backup's own is used with --from-backup.
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    pub segment_size_mib: u64,
+    /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
 }

@@ -220,6 +220,8 @@ pub async fn run(
     ids: &Identities,
     opts: DrillOptions,
 ) -> anyhow::Result<DrillReport> {
+    m.require_logical()
+        .map_err(|e| crate::exit::Coded::new(crate::exit::FAILURE, e))?;
     let started_at = Utc::now();
     let clock = Instant::now();
     let mut phases = Vec::new();

@@ -20,6 +20,10 @@ pub const LOCK_HELD: u8 = 6;
 /// Stopped by SIGTERM or SIGINT before it finished; nothing half-done was
 /// kept (`schedule`: a job in flight was aborted by the stop).
 pub const INTERRUPTED: u8 = 7;
+/// `wal fetch`: the archive does not hold the WAL file asked for (routine at
+/// the end of every recovery: PostgreSQL asks for the next file until one is
+/// missing).
+pub const NOT_FOUND: u8 = 8;
 
 /// The table printed by `--help`.
 pub const HELP: &str = "\
@@ -33,7 +37,8 @@ Exit codes:
   5  the connected role lacks a privilege the operation needs
   6  another stockops run holds the lock for this operation
   7  stopped by SIGTERM or SIGINT; nothing half-done was kept
-     (schedule: a job in flight was aborted by the stop)";
+     (schedule: a job in flight was aborted by the stop)
+  8  wal fetch: the archive does not hold that WAL file";
 
 /// An error that carries its own exit code.
 #[derive(Debug, thiserror::Error)]

@@ -17,6 +17,7 @@
 //!   ├── etl                order files in, stock state out, through the api
 //!   ├── audit              verifying the hash chain of the audit log
 //!   ├── backup, backups    taking backups; listing and verifying them
+//!   ├── wal                archiving WAL files one by one; finding gaps
 //!   ├── doctor             hardening checks of the server and the repository
 //!   ├── watch              the live stock feed (LISTEN/NOTIFY)
 //!   └── bench              throughput measurements with a baseline in the same run
@@ -64,4 +65,5 @@ pub mod scram;
 pub mod seed;
 pub mod storage;
 pub mod users;
+pub mod wal;
 pub mod watch;

@@ -237,6 +237,7 @@ mod tests {
             recipients: vec![],
             compression: String::new(),
             objects: vec![],
+            wal: None,
         });
         Listing {
             id,

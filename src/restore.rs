@@ -62,6 +62,8 @@ pub async fn run(
     opts: RestoreOptions,
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
+    m.require_logical()
+        .map_err(|e| crate::exit::Coded::new(crate::exit::FAILURE, e))?;
     // 1. The metadata: proves the identity fits before anything else.
     let meta = backups::metadata(store, m, ids).await?;
     // 2. The target.

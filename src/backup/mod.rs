@@ -242,6 +242,7 @@ pub async fn run(
                     stored: metadata_stored,
                 },
             ],
+            wal: None,
         };
         check_size(&data_info, &data_digests)?;
         check_size(&globals_info, &globals_digests)?;

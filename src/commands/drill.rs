@@ -23,7 +23,7 @@ pub async fn run(settings: &Settings, args: DrillArgs) -> anyhow::Result<u8> {
         None => None,
     };
     let store = super::repository(settings).await?;
-    let m = backups::resolve(store.as_ref(), &args.id).await?;
+    let m = backups::resolve_kind(store.as_ref(), &args.id, crate::catalog::LOGICAL).await?;
     tracing::info!(id = %m.id, "drill started");
     let opts = DrillOptions {
         target,

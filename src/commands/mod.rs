@@ -17,6 +17,7 @@ mod restore;
 mod schedule;
 mod seed;
 mod users;
+mod wal;
 mod watch;
 
 use crate::cli::{Cli, Command};
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Backup(args) => backup::run(&settings, args).await,
         Command::Backups(cmd) => backups::run(&settings, cmd).await,
         Command::Restore(args) => restore::run(&settings, args).await,
+        Command::Wal(cmd) => wal::run(&settings, cmd).await,
         // Dropped on a stop signal: the scratch cluster's destructor stops and removes it.
         Command::Drill(args) => {
             crate::interrupt::cancelled("drill", drill::run(&settings, args)).await

@@ -18,7 +18,7 @@ pub async fn run(settings: &Settings, args: RestoreArgs) -> anyhow::Result<u8> {
         );
     }
     let store = super::repository(settings).await?;
-    let m = backups::resolve(store.as_ref(), &args.id).await?;
+    let m = backups::resolve_kind(store.as_ref(), &args.id, crate::catalog::LOGICAL).await?;
     tracing::info!(id = %m.id, snapshot = %m.snapshot_at, target = %crate::db::describe(&target), "restoring");
     let opts = RestoreOptions {
         force: args.force,
