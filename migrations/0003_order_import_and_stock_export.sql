@@ -125,6 +125,7 @@ DECLARE
     v_rows inventory.import_line[];
     v_orders jsonb;
     v_raced bigint[];
+    v_available jsonb;
     v_added jsonb;
     v_first jsonb;
     v_loaded integer;
@@ -251,12 +252,15 @@ BEGIN
 
     -- 2. Lock the stock levels the new lines reserve from, in (product,
     -- warehouse) order like every writer, then reserve first come, first served.
-    PERFORM 1
-       FROM (SELECT DISTINCT x.product_id, x.warehouse_id FROM unnest(v_rows) x WHERE x.outcome = 'new'
+    -- Read once per level, not per line: what is available, by "product:warehouse".
+    SELECT jsonb_object_agg(k.product_id || ':' || k.warehouse_id, z.available)
+      INTO v_available
+      FROM (SELECT DISTINCT x.product_id, x.warehouse_id FROM unnest(v_rows) x WHERE x.outcome = 'new'
               ORDER BY 1, 2) k
-      CROSS JOIN LATERAL (SELECT 1 FROM inventory.stock_levels l
+      CROSS JOIN LATERAL (SELECT l.on_hand - l.reserved AS available FROM inventory.stock_levels l
                            WHERE l.product_id = k.product_id AND l.warehouse_id = k.warehouse_id
                              FOR UPDATE) z;
+    v_available := coalesce(v_available, '{}');
     SELECT array_agg(ROW(s.line_number, s.reseller_id, s.order_ref, s.order_date, s.product_id, s.warehouse_id,
                          s.sales_order_id, s.quantity, s.unit_price,
                          CASE WHEN s.outcome = 'new' AND s.running > s.available THEN 'insufficient_stock' ELSE s.outcome END,
@@ -267,13 +271,10 @@ BEGIN
                      ORDER BY s.line_number)
       INTO v_rows
       FROM (
-        SELECT x.*, coalesce(l.available, 0) AS available,
+        SELECT x.*, coalesce((v_available ->> (x.product_id || ':' || x.warehouse_id))::integer, 0) AS available,
                sum(x.quantity) FILTER (WHERE x.outcome = 'new')
                    OVER (PARTITION BY x.product_id, x.warehouse_id ORDER BY x.line_number) AS running
           FROM unnest(v_rows) x
-          LEFT JOIN LATERAL (SELECT sl.on_hand - sl.reserved AS available FROM inventory.stock_levels sl
-                              WHERE x.outcome = 'new' AND sl.product_id = x.product_id
-                                AND sl.warehouse_id = x.warehouse_id LIMIT 1) l ON true
       ) s;
 
     -- 3. The orders the new lines belong to, created. One another import
