@@ -441,3 +441,185 @@ async fn generate_import(
     }
     Ok(n)
 }
+
+// Watch -------------------------------------------------------------------
+
+/// Latency from a committing call to its line, for `stockops watch` and for
+/// a bare NOTIFY on the same server, in the same run.
+#[derive(Debug, Serialize)]
+pub struct WatchBench {
+    pub changes: usize,
+    /// Bare `pg_notify` in an autocommit statement, to a LISTENing connection.
+    pub notify_p50_ms: f64,
+    pub notify_p99_ms: f64,
+    pub notify_max_ms: f64,
+    /// `api.adjust_stock` to the JSON line `stockops watch` prints.
+    pub watch_p50_ms: f64,
+    pub watch_p99_ms: f64,
+    pub watch_max_ms: f64,
+    pub p99_ratio: f64,
+}
+
+/// Timestamps each printed change: (movement id, when its line was ready).
+struct Timed(tokio::sync::mpsc::UnboundedSender<(i64, Instant)>);
+
+impl crate::watch::Sink for Timed {
+    fn emit(&mut self, event: crate::watch::Event) -> std::io::Result<()> {
+        let line = serde_json::to_string(&event)?;
+        if let crate::watch::Event::Change(c) = event {
+            let _ = self.0.send((c.movement_id, Instant::now()));
+        }
+        std::hint::black_box(line);
+        Ok(())
+    }
+}
+
+/// `changes` committed stock adjustments, one every `gap`, each timed from
+/// the moment the call is sent to the moment its line is ready; then the
+/// same count of bare notifications.
+pub async fn watch(
+    admin: &PgConnectOptions,
+    changes: usize,
+    gap: Duration,
+    keep: bool,
+) -> anyhow::Result<WatchBench> {
+    let name = format!("stockops_bench_watch_{}", std::process::id());
+    let mut conn = connect(admin).await?;
+    sqlx::raw_sql(&format!("CREATE DATABASE {}", ident(&name)))
+        .execute(&mut conn)
+        .await
+        .context("creating the scratch database (the bench needs CREATEDB)")?;
+    let opts = admin.clone().database(&name);
+    let result = run_watch(&opts, &name, changes, gap).await;
+    if !keep {
+        sqlx::raw_sql(&format!("DROP DATABASE {} WITH (FORCE)", ident(&name)))
+            .execute(&mut conn)
+            .await?;
+        sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {}", ident(&name)))
+            .execute(&mut conn)
+            .await?;
+    }
+    result
+}
+
+async fn run_watch(
+    opts: &PgConnectOptions,
+    login: &str,
+    changes: usize,
+    gap: Duration,
+) -> anyhow::Result<WatchBench> {
+    let mut conn = connect(opts).await?;
+    let decl = Declaration::embedded()?;
+    provision::run(&mut conn, &decl, Mode::Apply).await?;
+    seed::run(
+        &mut conn,
+        &SeedOptions {
+            scale: 0.02,
+            rng_seed: 1,
+            as_of: chrono::Utc::now().date_naive(),
+        },
+    )
+    .await?;
+    let password = Secret::generate();
+    let user = NewUser {
+        name: login,
+        group: "dept_stock",
+        reseller: None,
+        supplier: None,
+    };
+    users::add(&mut conn, &decl, &user, &password).await?;
+    let sku: String = sqlx::query_scalar("SELECT sku FROM inventory.products ORDER BY sku LIMIT 1")
+        .fetch_one(&mut conn)
+        .await?;
+    sqlx::query("SELECT api.adjust_stock($1, 'WH-PAR', 1000000, 'benchmark stock')")
+        .bind(&sku)
+        .execute(&mut conn)
+        .await?;
+    let opts = opts.clone().username(login).password(password.expose());
+
+    // stockops watch, in process, as the same kind of login.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let watch_opts = opts.clone();
+    let watcher = tokio::spawn(async move {
+        crate::watch::run(
+            &watch_opts,
+            &crate::watch::Filter::default(),
+            &mut Timed(tx),
+            Some(ready_tx),
+        )
+        .await
+    });
+    ready_rx.await.context("the watcher did not start")?;
+    let mut writer = connect(&opts).await?;
+    let mut sent = std::collections::HashMap::new();
+    for i in 0..changes {
+        let delta = if i % 2 == 0 { -1 } else { 1 };
+        let t0 = Instant::now();
+        let id: i64 =
+            sqlx::query_scalar("SELECT api.adjust_stock($1, 'WH-PAR', $2, 'watch benchmark')")
+                .bind(&sku)
+                .bind(delta)
+                .fetch_one(&mut writer)
+                .await?;
+        sent.insert(id, t0);
+        tokio::time::sleep(gap).await;
+    }
+    let mut watch_ms = Vec::with_capacity(changes);
+    while watch_ms.len() < changes {
+        let (id, at) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .context("the watcher fell silent")?
+            .context("the watcher stopped")?;
+        if let Some(t0) = sent.get(&id) {
+            watch_ms.push(at.duration_since(*t0).as_secs_f64() * 1000.0);
+        }
+    }
+    watcher.abort();
+
+    // Baseline: a bare notification, same connections, same pace.
+    let mut listener = sqlx::postgres::PgListener::connect_with(
+        &sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(opts.clone()),
+    )
+    .await?;
+    listener.listen("stockops_bench").await?;
+    let mut notify_ms = Vec::with_capacity(changes);
+    for i in 0..changes {
+        let t0 = Instant::now();
+        sqlx::query("SELECT pg_notify('stockops_bench', $1)")
+            .bind(i.to_string())
+            .execute(&mut writer)
+            .await?;
+        let n = tokio::time::timeout(Duration::from_secs(10), listener.recv())
+            .await
+            .context("a bare notification never came")??;
+        if n.payload() == i.to_string() {
+            notify_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        tokio::time::sleep(gap).await;
+    }
+    let (n50, n99, nmax) = percentiles(&mut notify_ms);
+    let (w50, w99, wmax) = percentiles(&mut watch_ms);
+    Ok(WatchBench {
+        changes,
+        notify_p50_ms: n50,
+        notify_p99_ms: n99,
+        notify_max_ms: nmax,
+        watch_p50_ms: w50,
+        watch_p99_ms: w99,
+        watch_max_ms: wmax,
+        p99_ratio: w99 / n99,
+    })
+}
+
+/// p50, p99 and max of `v` (sorted in place).
+fn percentiles(v: &mut [f64]) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
+    (at(0.50), at(0.99), v[v.len() - 1])
+}

@@ -454,6 +454,24 @@ pub enum BenchCommand {
     Procedures(BenchProceduresArgs),
     /// `import orders` of generated order lines against COPY of the same clean rows.
     Import(BenchImportArgs),
+    /// `watch` latency from a committing call to its line, against a bare NOTIFY.
+    Watch(BenchWatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchWatchArgs {
+    /// Stock changes to commit and time.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub changes: u64,
+    /// Milliseconds between two changes.
+    #[arg(long, default_value_t = 5)]
+    pub gap_ms: u64,
+    /// Keep the scratch database afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

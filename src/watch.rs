@@ -7,9 +7,15 @@
 //! connected login's privileges. Notifications are delivered at commit and
 //! dropped on rollback, so a rolled-back change never appears.
 //!
+//! The ledger only notifies while a watcher is connected (a session named
+//! `stockops watch`), so a transaction that looked before this watcher
+//! connected and committed after it started would go unannounced: every few
+//! seconds, and after each reconnection, the watcher also asks for what came
+//! after the last id it printed, and prints what it had not.
+//!
 //! When the server goes away (a restart, a failover) the watcher says so,
 //! reconnects with a bounded backoff, catches up on what was committed
-//! meanwhile (`p_after` the last id it printed) and goes on.
+//! meanwhile and goes on.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -47,10 +53,9 @@ pub struct Change {
     pub warehouse: String,
     pub kind: String,
     pub quantity: i32,
-    /// Level before and after; absent when the feed's side table no longer
-    /// has them (older than the last million movements, or after a crash).
-    pub old_level: Option<i32>,
-    pub new_level: Option<i32>,
+    /// The level of that product in that warehouse before and after.
+    pub old_level: i32,
+    pub new_level: i32,
     pub occurred_at: DateTime<Utc>,
     /// The login that made the change.
     pub actor: String,
@@ -117,16 +122,35 @@ impl Sink for JsonLines {
     }
 }
 
-struct Session {
-    listener: PgListener,
-    conn: PgConnection,
+/// Catch up this often even when notifications flow.
+const SWEEP: Duration = Duration::from_secs(3);
+
+/// What the listening task reports.
+enum Heard {
+    Payload(String),
+    Lost(anyhow::Error),
 }
 
-async fn open(pool: &Pool<Postgres>) -> anyhow::Result<Session> {
+/// LISTEN on its own task, so the main loop can wait on a channel (which is
+/// cancel-safe) beside the sweep timer.
+async fn listen(pool: &Pool<Postgres>) -> anyhow::Result<tokio::sync::mpsc::Receiver<Heard>> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(CHANNEL).await?;
-    let conn = pool.acquire().await?.detach();
-    Ok(Session { listener, conn })
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(async move {
+        loop {
+            let heard = match listener.try_recv().await {
+                Ok(Some(n)) => Heard::Payload(n.payload().to_string()),
+                Ok(None) => Heard::Lost(anyhow::anyhow!("the connection was closed")),
+                Err(e) => Heard::Lost(e.into()),
+            };
+            let lost = matches!(heard, Heard::Lost(_));
+            if tx.send(heard).await.is_err() || lost {
+                return;
+            }
+        }
+    });
+    Ok(rx)
 }
 
 async fn fetch(
@@ -146,11 +170,41 @@ async fn fetch(
     )
 }
 
-/// Watch until the sink fails (a closed stdout) or, with `stop`, until it fires.
+/// What has been printed: ids lately seen (a sweep may overlap what the
+/// notifications brought) and the highest.
+#[derive(Default)]
+struct Printed {
+    seen: BTreeSet<i64>,
+    last: i64,
+}
+
+/// Print every movement after the last one printed; returns how many.
+async fn sweep(
+    conn: &mut PgConnection,
+    filter: &Filter,
+    printed: &mut Printed,
+    sink: &mut (dyn Sink + Send),
+) -> anyhow::Result<usize> {
+    let mut count = 0;
+    loop {
+        let changes = fetch(conn, None, Some(printed.last)).await?;
+        let n = changes.len();
+        for c in changes {
+            if emit_change(c, filter, printed, sink)? {
+                count += 1;
+            }
+        }
+        if n < BATCH as usize {
+            return Ok(count);
+        }
+    }
+}
+
+/// Watch until the sink fails (a closed stdout).
 pub async fn run(
     opts: &PgConnectOptions,
     filter: &Filter,
-    sink: &mut dyn Sink,
+    sink: &mut (dyn Sink + Send),
     ready: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> anyhow::Result<()> {
     let opts = opts.clone().application_name("stockops watch");
@@ -159,16 +213,19 @@ pub async fn run(
         .acquire_timeout(Duration::from_secs(10))
         .connect_lazy_with(opts);
     let mut ready = ready;
-    // Ids printed lately: a catch-up after a reconnection may overlap what
-    // the notifications already brought.
-    let mut seen: BTreeSet<i64> = BTreeSet::new();
-    let mut last: Option<i64> = None;
+    let mut printed: Option<Printed> = None;
     let mut backoff = Duration::from_millis(100);
-    let mut first = true;
     loop {
-        let mut session = match open(&pool).await {
+        let opened = async {
+            let heard = listen(&pool).await?;
+            let conn = pool.acquire().await?.detach();
+            anyhow::Ok((heard, conn))
+        };
+        let (mut heard, mut conn) = match opened.await {
             Ok(s) => s,
-            Err(e) if first => return Err(e.context("connecting to watch stock changes")),
+            Err(e) if printed.is_none() => {
+                return Err(e.context("connecting to watch stock changes"))
+            }
             Err(e) => {
                 tracing::warn!(error = %crate::exit::one_line(&e), retry_in_ms = backoff.as_millis() as u64, "still disconnected");
                 tokio::time::sleep(backoff).await;
@@ -177,79 +234,70 @@ pub async fn run(
             }
         };
         backoff = Duration::from_millis(100);
-        match last {
+        let state = match printed.as_mut() {
             None => {
                 let head: i64 = sqlx::query_scalar("SELECT api.stock_changes_head()")
-                    .fetch_one(&mut session.conn)
+                    .fetch_one(&mut conn)
                     .await?;
-                last = Some(head);
                 tracing::info!(from_movement = head, "watching stock changes");
+                printed.insert(Printed {
+                    seen: BTreeSet::new(),
+                    last: head,
+                })
             }
-            Some(after) => {
-                let mut caught = 0usize;
-                let mut from = after;
-                loop {
-                    let changes = fetch(&mut session.conn, None, Some(from)).await?;
-                    let n = changes.len();
-                    for c in changes {
-                        from = from.max(c.movement_id);
-                        if emit_change(c, filter, &mut seen, &mut last, sink)? {
-                            caught += 1;
-                        }
-                    }
-                    if n < BATCH as usize {
-                        break;
-                    }
-                }
+            Some(state) => {
+                let caught = sweep(&mut conn, filter, state, sink).await?;
                 tracing::warn!(
                     caught_up = caught,
                     "reconnected to the server; changes committed while disconnected are above"
                 );
+                state
             }
-        }
-        first = false;
+        };
         if let Some(tx) = ready.take() {
             let _ = tx.send(());
         }
-        // Notifications until the connection drops.
-        let dropped = loop {
-            match session.listener.try_recv().await {
-                Ok(Some(n)) => match Notice::parse(n.payload()) {
-                    Some(Notice::Movements(ids)) => {
-                        let changes = match fetch(&mut session.conn, Some(&ids), None).await {
-                            Ok(c) => c,
-                            Err(e) => break e,
-                        };
-                        for c in changes {
-                            emit_change(c, filter, &mut seen, &mut last, sink)?;
-                        }
-                    }
-                    Some(Notice::Bulk {
-                        count,
-                        first,
-                        last: to,
-                    }) => {
-                        last = Some(last.unwrap_or(0).max(to));
-                        if filter.warehouse.is_none() && filter.sku.is_none() {
-                            sink.emit(Event::Bulk {
-                                bulk: true,
-                                movements: count,
-                                first_id: first,
-                                last_id: to,
-                            })?;
-                        }
-                    }
-                    None => tracing::warn!(
-                        payload = n.payload(),
-                        "ignored a notification not from stockops"
-                    ),
+        let mut next_sweep = tokio::time::Instant::now() + SWEEP;
+        let lost: anyhow::Error = loop {
+            let payload = tokio::select! {
+                h = heard.recv() => match h {
+                    Some(Heard::Payload(p)) => p,
+                    Some(Heard::Lost(e)) => break e,
+                    None => break anyhow::anyhow!("the listening task ended"),
                 },
-                Ok(None) => break anyhow::anyhow!("the connection was closed"),
-                Err(e) => break e.into(),
+                _ = tokio::time::sleep_until(next_sweep) => {
+                    next_sweep = tokio::time::Instant::now() + SWEEP;
+                    if let Err(e) = sweep(&mut conn, filter, state, sink).await {
+                        break e;
+                    }
+                    continue;
+                }
+            };
+            match Notice::parse(&payload) {
+                Some(Notice::Movements(ids)) => match fetch(&mut conn, Some(&ids), None).await {
+                    Ok(changes) => {
+                        for c in changes {
+                            emit_change(c, filter, state, sink)?;
+                        }
+                    }
+                    Err(e) => break e,
+                },
+                Some(Notice::Bulk { count, first, last }) => {
+                    state.last = state.last.max(last);
+                    if filter.warehouse.is_none() && filter.sku.is_none() {
+                        sink.emit(Event::Bulk {
+                            bulk: true,
+                            movements: count,
+                            first_id: first,
+                            last_id: last,
+                        })?;
+                    }
+                }
+                None => tracing::warn!(%payload, "ignored a notification not from stockops"),
             }
         };
         tracing::warn!(
-            error = %crate::exit::one_line(&dropped),
+            error = %crate::exit::one_line(&lost),
             "lost the connection to the server; reconnecting"
         );
     }
@@ -259,17 +307,16 @@ pub async fn run(
 fn emit_change(
     c: Change,
     filter: &Filter,
-    seen: &mut BTreeSet<i64>,
-    last: &mut Option<i64>,
-    sink: &mut dyn Sink,
+    printed: &mut Printed,
+    sink: &mut (dyn Sink + Send),
 ) -> std::io::Result<bool> {
-    if !seen.insert(c.movement_id) {
+    if !printed.seen.insert(c.movement_id) {
         return Ok(false);
     }
-    while seen.len() > 100_000 {
-        seen.pop_first();
+    while printed.seen.len() > 100_000 {
+        printed.seen.pop_first();
     }
-    *last = Some(last.unwrap_or(0).max(c.movement_id));
+    printed.last = printed.last.max(c.movement_id);
     if !filter.accepts(&c) {
         return Ok(false);
     }

@@ -1,8 +1,9 @@
 //! `stockops bench procedures [--clients 1,4,16] [--seconds 10] [--json]`,
-//! `stockops bench import [--rows 1000000] [--json]`.
+//! `stockops bench import [--rows 1000000] [--json]`,
+//! `stockops bench watch [--changes 1000] [--gap-ms 5] [--json]`.
 
 use crate::bench;
-use crate::cli::{BenchCommand, BenchImportArgs};
+use crate::cli::{BenchCommand, BenchImportArgs, BenchWatchArgs};
 use crate::config::Settings;
 use crate::exit;
 
@@ -10,6 +11,7 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<u8> {
     let args = match cmd {
         BenchCommand::Procedures(args) => args,
         BenchCommand::Import(args) => return import(settings, args).await,
+        BenchCommand::Watch(args) => return watch(settings, args).await,
     };
     if args.clients.is_empty() || args.clients.contains(&0) || args.seconds == 0 {
         return Err(exit::usage(
@@ -63,5 +65,38 @@ async fn import(settings: &Settings, args: BenchImportArgs) -> anyhow::Result<u8
         "import", r.import_seconds, r.import_rows_per_s
     );
     println!("ratio {:.2} (goal: at most 2.0)", r.ratio);
+    Ok(exit::SUCCESS)
+}
+
+async fn watch(settings: &Settings, args: BenchWatchArgs) -> anyhow::Result<u8> {
+    let opts = settings.connect_options()?;
+    let r = bench::watch(
+        &opts,
+        args.changes as usize,
+        std::time::Duration::from_millis(args.gap_ms),
+        args.keep,
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(exit::SUCCESS);
+    }
+    println!(
+        "latency from sending the committing call to the line ready, {} changes, {} ms apart",
+        r.changes, args.gap_ms
+    );
+    println!(
+        "{:>32}  {:>8}  {:>8}  {:>8}",
+        "", "p50 ms", "p99 ms", "max ms"
+    );
+    println!(
+        "{:>32}  {:>8.2}  {:>8.2}  {:>8.2}",
+        "bare NOTIFY (baseline)", r.notify_p50_ms, r.notify_p99_ms, r.notify_max_ms
+    );
+    println!(
+        "{:>32}  {:>8.2}  {:>8.2}  {:>8.2}",
+        "api.adjust_stock → watch line", r.watch_p50_ms, r.watch_p99_ms, r.watch_max_ms
+    );
+    println!("p99 ratio {:.2} (goal: p99 under 100 ms)", r.p99_ratio);
     Ok(exit::SUCCESS)
 }

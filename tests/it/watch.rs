@@ -292,3 +292,50 @@ async fn watch_reconnects_after_a_server_restart_and_catches_up() {
     );
     conn.close().await.unwrap();
 }
+
+/// The ledger notifies only while a watcher is connected (a notifying commit
+/// takes a cluster-wide lock), and its payload holds ids, nothing a partner
+/// listening on the channel could learn from.
+#[tokio::test]
+async fn the_ledger_notifies_ids_only_and_only_while_someone_watches() {
+    let db = TestDb::provisioned("watch_gate").await;
+    assert_success(
+        &db.run(&["seed", "--scale", "0.02", "--as-of", "2026-01-01"]),
+        "seed",
+    );
+    let mut admin = db.admin().await;
+    let (sku, _) = stocked_sku(&mut admin, "WH-PAR", 5).await;
+    let mut eavesdropper = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
+    eavesdropper.listen(stockops::watch::CHANNEL).await.unwrap();
+    let quiet =
+        async { tokio::time::timeout(Duration::from_millis(700), eavesdropper.recv()).await };
+    adjust(&mut admin, &sku, "WH-PAR", 1).await;
+    assert!(
+        quiet.await.is_err(),
+        "a notification was sent with no watcher connected"
+    );
+
+    let pw = db.add_user("it_watch_gate", "dept_stock", None).await;
+    let watcher = Watcher::start(&login_url(&db, "it_watch_gate", &pw), &[]);
+    // A session looks for watchers at most once a second: this one looked
+    // just now and found none.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    adjust(&mut admin, &sku, "WH-PAR", 1).await;
+    let n = tokio::time::timeout(Duration::from_secs(5), eavesdropper.recv())
+        .await
+        .expect("a notification while a watcher is connected")
+        .unwrap();
+    assert!(
+        !n.payload().is_empty() && n.payload().chars().all(|c| c.is_ascii_digit() || c == ','),
+        "payload {:?} is not a list of ids",
+        n.payload()
+    );
+    assert_eq!(
+        watcher
+            .next(Duration::from_secs(5))
+            .expect("the watcher's line")["sku"],
+        sku.as_str()
+    );
+    drop(watcher);
+    drop_role("it_watch_gate").await;
+}
