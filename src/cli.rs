@@ -494,6 +494,32 @@ pub struct BenchImportArgs {
 pub enum ImportCommand {
     /// A reseller order file (CSV): checked, deduplicated, loaded through api.import_order_lines.
     Orders(ImportOrdersArgs),
+    /// The legacy SQLite stock database: reconciled, stock differences applied as audited adjustments.
+    Legacy(ImportLegacyArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "Tables (French or English names): produits|products (ref_produit|sku, nom|name, \
+    categorie|category), revendeurs|resellers (code_revendeur|code, nom|name), stocks|stock \
+    (ref_produit|sku, entrepot|warehouse, quantite|quantity). The central catalogue is kept: products \
+    and resellers that differ are reported. Stock counts are the legacy file's: each level that \
+    differs becomes an adjustment whose reason names the file and both figures. Run as an etl login. \
+    Running it again adjusts nothing."
+)]
+pub struct ImportLegacyArgs {
+    /// The legacy SQLite database (opened read-only).
+    #[arg(long, value_name = "FILE")]
+    pub sqlite: PathBuf,
+    /// Warehouse of the stock counts when the stock table has no warehouse column.
+    #[arg(long, value_name = "CODE")]
+    pub warehouse: Option<String>,
+    /// Report the differences, adjust nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -51,6 +51,7 @@ pub mod drill;
 pub mod etl;
 pub mod exit;
 pub mod interrupt;
+pub mod legacy;
 pub mod logging;
 pub mod metrics;
 pub mod output;

@@ -9,8 +9,10 @@ use crate::etl::{import_orders, ImportOptions, ImportSummary};
 use crate::exit;
 
 pub async fn run(settings: &Settings, cmd: ImportCommand) -> anyhow::Result<u8> {
-    let ImportCommand::Orders(args) = cmd;
-    orders(settings, args).await
+    match cmd {
+        ImportCommand::Orders(args) => orders(settings, args).await,
+        ImportCommand::Legacy(args) => super::legacy::run(settings, args).await,
+    }
 }
 
 async fn orders(settings: &Settings, args: ImportOrdersArgs) -> anyhow::Result<u8> {

@@ -11,6 +11,7 @@ mod doctor;
 mod drill;
 mod export;
 mod import;
+mod legacy;
 mod provision;
 mod report;
 mod restore;

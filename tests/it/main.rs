@@ -15,6 +15,7 @@ mod doctor;
 mod drill;
 mod etl;
 mod faults;
+mod legacy;
 mod privileges;
 mod procedures;
 mod provision;

@@ -78,6 +78,7 @@ pub const MATRIX: &[(&str, &[&str])] = &[
         &[
             "import_order_lines",
             "quarantine_order_lines",
+            "reconcile_legacy",
             "stock_by_product",
         ],
     ),
