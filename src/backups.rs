@@ -195,6 +195,9 @@ pub async fn verify(
     if !v.ok() {
         return Ok(v);
     }
+    if m.is_physical() {
+        return verify_physical(store, m, ids, v).await;
+    }
     let meta = metadata(store, m, ids).await?;
     v.tables = Some(meta.tables.len());
     let globals = m
@@ -236,6 +239,90 @@ pub async fn verify(
         }),
     }
     Ok(v)
+}
+
+/// A physical backup, deep: decrypt the base backup through `tar --list`,
+/// compare the plaintext and compressed digests with the metadata's.
+async fn verify_physical(
+    store: &dyn ReadStore,
+    m: &Manifest,
+    ids: &Identities,
+    mut v: Verification,
+) -> anyhow::Result<Verification> {
+    let meta = physical_metadata(store, m, ids).await?;
+    let base = m
+        .object("base")
+        .context("the manifest lists no base object")?;
+    let mut child = Command::new("tar")
+        .args(["--list", "--file=-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting tar (to list the base backup)")?;
+    let stdin = child.stdin.take().expect("piped");
+    // tar lists as it reads: drain its output meanwhile, or both sides block.
+    let mut stdout = child.stdout.take().expect("piped");
+    let listed = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = io::Read::read_to_end(&mut stdout, &mut all);
+        all
+    });
+    let (digests, feed) = open_object(store, &base.key, ids, Feed { inner: Some(stdin) })
+        .await
+        .map_err(|e| no_match(e, m, ids))?;
+    drop(feed);
+    let mut out = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+    out.stdout = listed.join().unwrap_or_default();
+    v.checks.push(compare(
+        "base (plaintext)",
+        &digests.plain,
+        &meta.base.plain,
+    ));
+    v.checks.push(compare(
+        "base (compressed)",
+        &digests.compressed,
+        &meta.base.compressed,
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let entries = text.lines().count();
+    let has_label = text.lines().any(|l| l == "backup_label");
+    v.toc_entries = Some(entries);
+    v.checks.push(Check {
+        object: "base (archive)".into(),
+        ok: out.status.success() && has_label,
+        detail: if out.status.success() {
+            format!(
+                "tar lists {entries} entries{}",
+                if has_label {
+                    ", backup_label among them"
+                } else {
+                    ", and no backup_label"
+                }
+            )
+        } else {
+            format!(
+                "tar --list failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        },
+    });
+    Ok(v)
+}
+
+/// The decrypted metadata of a physical backup.
+pub async fn physical_metadata(
+    store: &dyn ReadStore,
+    m: &Manifest,
+    ids: &Identities,
+) -> anyhow::Result<catalog::PhysicalMetadata> {
+    let o = m
+        .object("metadata")
+        .context("the manifest lists no metadata object")?;
+    let (_, bytes) = open_object(store, &o.key, ids, Vec::new())
+        .await
+        .map_err(|e| no_match(e, m, ids))?;
+    serde_json::from_slice(&bytes).context("the backup's metadata is not valid JSON")
 }
 
 fn compare(object: &str, got: &Digest, want: &Digest) -> Check {

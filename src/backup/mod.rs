@@ -27,6 +27,7 @@
 //! ([`crate::exit::INTERRUPTED`]).
 
 pub mod fingerprint;
+pub mod physical;
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -401,20 +402,52 @@ async fn stream_dump(
     recipients: &Recipients,
     opts: &BackupOptions,
 ) -> anyhow::Result<(Digests, ObjectInfo)> {
+    let mut cmd = Command::new(tool(snapshot.server_major, "pg_dump"));
+    cmd.args(["--format=custom", "--compress=0", "--no-password"])
+        .arg(format!("--snapshot={}", snapshot.id))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let (digests, info, _) = stream_child(
+        store,
+        key,
+        cmd,
+        "pg_dump",
+        snapshot.size_estimate,
+        recipients,
+        opts,
+    )
+    .await?;
+    Ok((digests, info))
+}
+
+/// A child's standard output → pipeline → multipart upload. Returns the
+/// digests, what the store holds and the end of the child's stderr.
+pub(crate) async fn stream_child(
+    store: &dyn WriteStore,
+    key: &str,
+    mut cmd: Command,
+    what: &str,
+    estimate: u64,
+    recipients: &Recipients,
+    opts: &BackupOptions,
+) -> anyhow::Result<(Digests, ObjectInfo, String)> {
     let mut upload = store.start_upload(key).await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
-    let mut child = Command::new(tool(snapshot.server_major, "pg_dump"))
-        .args(["--format=custom", "--compress=0", "--no-password"])
-        .arg(format!("--snapshot={}", snapshot.id))
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    let spawned = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .context("starting pg_dump (is the PostgreSQL client installed?)")?;
+        .with_context(|| format!("starting {what} (is the PostgreSQL client installed?)"));
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = upload.abort().await;
+            return Err(e);
+        }
+    };
     let stdout = child.stdout.take().expect("piped");
     let stderr = tail_of(child.stderr.take().expect("piped"));
-    let bar = progress_bar(opts.progress, snapshot.size_estimate);
+    let bar = progress_bar(opts.progress, estimate);
     let recipients_list = recipients.clone();
     let compression = opts.compression;
     let part_size = opts.part_size;
@@ -461,14 +494,14 @@ async fn stream_dump(
     let failure = if stopped {
         Some(aborted())
     } else if let Some(e) = upload_error {
-        Some(anyhow::Error::new(e).context("uploading the dump"))
+        Some(anyhow::Error::new(e).context(format!("uploading {what}'s output")))
     } else if !status.success() {
-        Some(anyhow::anyhow!("pg_dump failed ({status}): {stderr}"))
+        Some(anyhow::anyhow!("{what} failed ({status}): {stderr}"))
     } else {
         sealed
             .as_ref()
             .err()
-            .map(|e| anyhow::anyhow!("compressing and encrypting the dump: {e}"))
+            .map(|e| anyhow::anyhow!("compressing and encrypting {what}'s output: {e}"))
     };
     if let Some(e) = failure {
         if let Err(a) = upload.abort().await {
@@ -478,7 +511,7 @@ async fn stream_dump(
     }
     let digests = sealed.expect("checked");
     let info = upload.complete().await.context("completing the upload")?;
-    Ok((digests, info))
+    Ok((digests, info, stderr))
 }
 
 fn progress_bar(enabled: bool, estimate: u64) -> Option<indicatif::ProgressBar> {

@@ -34,10 +34,10 @@ pub async fn run(settings: &Settings, cmd: BackupsCommand) -> anyhow::Result<u8>
                         )
                     })
                     .unwrap_or_default();
-                let state = if l.complete {
-                    "complete"
-                } else {
-                    "INCOMPLETE (no manifest)"
+                let state = match &l.manifest {
+                    Some(m) if m.is_physical() => "complete (physical)",
+                    Some(_) => "complete",
+                    None => "INCOMPLETE (no manifest)",
                 };
                 table.add_row([
                     l.id.clone(),
@@ -57,6 +57,9 @@ pub async fn run(settings: &Settings, cmd: BackupsCommand) -> anyhow::Result<u8>
         BackupsCommand::Show(args) => {
             let m = backups::resolve(store, &args.id).await?;
             let identities = optional_identities(settings)?;
+            if m.is_physical() {
+                return show_physical(store, &m, identities.as_ref(), args.json).await;
+            }
             let meta = match &identities {
                 Some(ids) => Some(backups::metadata(store, &m, ids).await?),
                 None => None,
@@ -230,4 +233,55 @@ async fn prune(store: &dyn WriteStore, args: &PruneArgs) -> anyhow::Result<(usiz
     let (deleted, aborted) = prune::apply(store, &plan, &stop).await?;
     eprintln!("pruned {deleted} backup(s), aborted {aborted} stale upload(s)");
     Ok((deleted, aborted))
+}
+
+/// `backups show` of a physical backup: its WAL range, and with an identity its metadata.
+async fn show_physical(
+    store: &dyn WriteStore,
+    m: &crate::catalog::Manifest,
+    identities: Option<&Identities>,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let meta = match identities {
+        Some(ids) => Some(backups::physical_metadata(store, m, ids).await?),
+        None => None,
+    };
+    if json {
+        let out = serde_json::json!({ "manifest": m, "metadata": meta });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(exit::SUCCESS);
+    }
+    println!("backup      {} (physical: the whole cluster)", m.id);
+    println!("server      PostgreSQL {}", m.server_version);
+    println!(
+        "consistent  {} (started {}, finished {})",
+        m.snapshot_at, m.started_at, m.finished_at
+    );
+    if let Some(w) = &m.wal {
+        println!(
+            "wal         {} to {} on timeline {} (segments {} to {}{})",
+            w.start_lsn,
+            w.stop_lsn,
+            w.timeline,
+            w.start_segment,
+            w.stop_segment,
+            if w.includes_wal { ", included" } else { "" }
+        );
+    }
+    println!("encrypted   to {}", m.recipients.join(", "));
+    println!("compression {}", m.compression);
+    for o in &m.objects {
+        println!(
+            "object      {:<9} {:>12} bytes  sha256 {}",
+            o.name, o.stored.bytes, o.stored.sha256
+        );
+    }
+    match meta {
+        Some(meta) => println!(
+            "base        {} bytes by {}",
+            meta.base.plain.bytes, meta.pg_basebackup_version
+        ),
+        None => println!("(give --identity-file to see the encrypted metadata)"),
+    }
+    Ok(exit::SUCCESS)
 }

@@ -1,0 +1,452 @@
+//! WAL archiving and physical backups against a real PostgreSQL (a scratch
+//! cluster of our own whose archive_command is this binary) and the real S3
+//! server of `scripts/testenv.sh`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use sqlx::{ConnectOptions, Connection, PgConnection};
+use stockops::drill::ScratchCluster;
+
+use crate::backup::{job_env, s3_repo, with_identity, Keys};
+use crate::common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stockops");
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A config file the server's archiver reads (the repository and the
+/// recipients; S3 credentials come from the environment it inherits).
+fn config_file(dir: &Path, repo: &str, keys: &Keys) -> PathBuf {
+    let path = dir.join("stockops.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "repo = \"{repo}\"\ns3_path_style = true\nrecipients_file = \"{}\"\n",
+            keys.recipients.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Make the files readable by the postgres OS user the cluster runs as.
+fn open_up(dir: &Path) {
+    let out = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+fn as_postgres(program: &str, args: &[&str]) -> Output {
+    let exe = format!("{PG_BIN}/{program}");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let mut cmd = if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(&exe);
+        c
+    } else {
+        Command::new(&exe)
+    };
+    cmd.args(args).output().unwrap()
+}
+
+async fn connect_to(cluster: &ScratchCluster) -> PgConnection {
+    PgConnection::connect_with(&cluster.options("postgres").disable_statement_logging())
+        .await
+        .unwrap()
+}
+
+/// A scratch cluster whose archive_command is `stockops --config FILE wal push %p`.
+async fn archiving_cluster(config: &Path) -> ScratchCluster {
+    use_s3_env();
+    let cluster = ScratchCluster::start(15, false).expect("a scratch cluster");
+    let mut conn = connect_to(&cluster).await;
+    let command = format!("{BIN} --config {} wal push %p", config.display());
+    for sql in [
+        "ALTER SYSTEM SET archive_mode = 'on'".to_string(),
+        format!("ALTER SYSTEM SET archive_command = '{command}'"),
+        "ALTER SYSTEM SET wal_level = 'replica'".to_string(),
+        // Archived segments stay in pg_wal, to compare with what fetch returns.
+        "ALTER SYSTEM SET wal_keep_size = '1GB'".to_string(),
+    ] {
+        sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+    let data = cluster.dir.join("data");
+    let log = cluster.dir.join("log");
+    let out = as_postgres(
+        "pg_ctl",
+        &[
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            log.to_str().unwrap(),
+            "-w",
+            "-t",
+            "60",
+            "restart",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "restart: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cluster
+}
+
+/// Write some WAL and switch segments `n` times.
+async fn activity(conn: &mut PgConnection, n: usize) {
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS churn (id int, pad text)")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    for _ in 0..n {
+        sqlx::raw_sql(
+            "INSERT INTO churn SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g; SELECT pg_switch_wal();",
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    }
+}
+
+/// Wait (at most 60 s) until the archiver has archived `last` or later; fail on its failures.
+async fn wait_archived(conn: &mut PgConnection, last: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (archived, failed, failed_wal): (Option<String>, i64, Option<String>) = sqlx::query_as(
+            "SELECT last_archived_wal, failed_count, last_failed_wal FROM pg_stat_archiver",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(
+            failed, 0,
+            "archive_command failed for {failed_wal:?}: see the scratch cluster's log"
+        );
+        if archived.as_deref().is_some_and(|a| a >= last) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{last} not archived after 60 s (last archived: {archived:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn current_segment(conn: &mut PgConnection) -> String {
+    sqlx::query_scalar("SELECT pg_walfile_name(pg_current_wal_lsn())")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+}
+
+async fn archived_names(repo: &str) -> Vec<stockops::wal::Archived> {
+    let store = open_store(repo).await;
+    store
+        .list("wal/")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|o| stockops::wal::parse_key(&o.key, o.size))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_archiver_pushes_fetch_round_trips_and_verify_finds_a_gap() {
+    let dir = temp_dir("wal_arch");
+    let keys = Keys::new(&dir.join("keys"));
+    let repo = s3_repo("wal-arch");
+    let config = config_file(&dir, &repo, &keys);
+    open_up(&dir);
+    let cluster = archiving_cluster(&config).await;
+    let mut conn = connect_to(&cluster).await;
+
+    // 1. The server archives through `stockops wal push`.
+    let before = current_segment(&mut conn).await;
+    activity(&mut conn, 4).await;
+    let last = {
+        // The segment before the current one is the last switched out.
+        let cur = current_segment(&mut conn).await;
+        let (tl, n) = stockops::wal::segment_number(&cur, 16 << 20).unwrap();
+        stockops::wal::segment_name(tl, n - 1, 16 << 20)
+    };
+    wait_archived(&mut conn, &last).await;
+    let archived = archived_names(&repo).await;
+    let names: Vec<&str> = archived.iter().map(|a| a.name.as_str()).collect();
+    assert!(names.contains(&before.as_str()), "{before} in {names:?}");
+    assert!(names.contains(&last.as_str()), "{last} in {names:?}");
+    assert!(archived.iter().all(|a| a.key.ends_with(".zst.age")));
+
+    // 2. Pushing the same segment again succeeds, quietly; a different file of that name fails.
+    let env = with_identity(job_env(&repo, &keys), &keys);
+    let segment = cluster.dir.join("data/pg_wal").join(&before);
+    let original = std::fs::read(&segment).unwrap();
+    let push =
+        |path: &Path| stockops_env(&["wal", "push", path.to_str().unwrap()], None, None, &env);
+    let out = push(&segment);
+    assert_success(&out, "second push of an identical segment");
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let other_dir = dir.join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let impostor = other_dir.join(&before);
+    let mut changed = original.clone();
+    changed[4096] ^= 0xff;
+    std::fs::write(&impostor, &changed).unwrap();
+    let out = push(&impostor);
+    assert_code(&out, 1, "push of a different file under an archived name");
+    assert!(
+        stderr(&out).contains("already archived") && stderr(&out).contains("different contents"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        archived_names(&repo)
+            .await
+            .iter()
+            .filter(|a| a.name == before)
+            .count(),
+        1,
+        "nothing was written"
+    );
+
+    // 3. fetch gives back the very bytes, through a temporary file.
+    let restore_dir = dir.join("restore");
+    std::fs::create_dir_all(&restore_dir).unwrap();
+    let dest = restore_dir.join("RECOVERYXLOG");
+    let fetch = |name: &str, dest: &Path, env: &[(String, String)]| {
+        stockops_env(
+            &["wal", "fetch", name, dest.to_str().unwrap()],
+            None,
+            None,
+            env,
+        )
+    };
+    assert_success(&fetch(&before, &dest, &env), "fetch");
+    assert!(std::fs::read(&dest).unwrap() == original, "byte-identical");
+    std::fs::remove_file(&dest).unwrap();
+
+    // 4. A missing file: exit 8, nothing on stderr (routine at the end of recovery).
+    let out = fetch("000000070000000000000001", &dest, &env);
+    assert_code(&out, 8, "fetch of a missing segment");
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+
+    // 5. The wrong key, and a flipped byte, fail clearly and leave nothing behind.
+    let stranger = Keys::new(&dir.join("stranger"));
+    let wrong = with_identity(job_env(&repo, &keys), &stranger);
+    let out = fetch(&before, &dest, &wrong);
+    assert_code(&out, 1, "fetch with the wrong identity");
+    assert!(
+        stderr(&out).contains("no identity matches"),
+        "{}",
+        stderr(&out)
+    );
+    let store = open_store(&repo).await;
+    let victim = archived
+        .iter()
+        .find(|a| a.name == last)
+        .expect("the last segment is archived");
+    let mut bytes = store.get(&victim.key).await.unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    store.put(&victim.key, bytes).await.unwrap();
+    let out = fetch(&last, &dest, &env);
+    assert_code(&out, 1, "fetch of a corrupted object");
+    assert!(stderr(&out).contains(&last), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(&restore_dir).unwrap().collect();
+    assert!(left.is_empty(), "no partial file: {left:?}");
+
+    // 6. wal verify: continuous, then a gap once a middle segment is gone.
+    let out = stockops_env(&["wal", "verify", "--json"], None, None, &env);
+    assert_success(&out, "wal verify");
+    let mut middle: Vec<&stockops::wal::Archived> = archived
+        .iter()
+        .filter(|a| a.kind == stockops::wal::Kind::Segment)
+        .collect();
+    middle.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(middle.len() >= 3, "{middle:?}");
+    let gone = middle[middle.len() / 2];
+    store.delete(&gone.key).await.unwrap();
+    let out = stockops_env(&["wal", "verify", "--json"], None, None, &env);
+    assert_code(&out, 1, "wal verify with a gap");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    let gap = &v["timelines"][0]["gaps"][0];
+    assert_eq!(gap["from"], gone.name.as_str(), "{v}");
+    assert_eq!(gap["missing"], 1, "{v}");
+    assert!(stderr(&out).contains("not continuous"), "{}", stderr(&out));
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_physical_backup_of_an_archiving_cluster_verifies_and_its_wal_follows() {
+    let dir = temp_dir("wal_phys");
+    let keys = Keys::new(&dir.join("keys"));
+    let repo = s3_repo("wal-phys");
+    let config = config_file(&dir, &repo, &keys);
+    open_up(&dir);
+    let cluster = archiving_cluster(&config).await;
+    let mut conn = connect_to(&cluster).await;
+    activity(&mut conn, 1).await;
+    let env = with_identity(job_env(&repo, &keys), &keys);
+    let url = format!(
+        "postgres://postgres@localhost:{}/postgres?host={}",
+        cluster.port,
+        cluster.dir.display()
+    );
+    let out = stockops_env(&["backup", "--physical", "--json"], Some(&url), None, &env);
+    assert_success(&out, "backup --physical");
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = s["id"].as_str().unwrap().to_string();
+    assert_eq!(s["kind"], "physical");
+    let stop_segment = s["wal"]["stop_segment"].as_str().unwrap().to_string();
+
+    // The manifest is there, last, and says what the backup needs.
+    let store = open_store(&repo).await;
+    let m: serde_json::Value = serde_json::from_slice(
+        &store
+            .get(&format!("backups/{id}/manifest.json"))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m["kind"], "physical");
+    assert_eq!(m["wal"]["includes_wal"], true);
+    assert!(m["wal"]["start_lsn"].as_str().unwrap().contains('/'));
+
+    // The base backup opens with the standard tools and holds a backup_label.
+    std::fs::write(
+        dir.join("base.tar.zst.age"),
+        store
+            .get(&format!("backups/{id}/base.tar.zst.age"))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; age -d -i {} {} | zstd -d | tar -t",
+            keys.identity.display(),
+            dir.join("base.tar.zst.age").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.lines().any(|l| l == "backup_label"), "{listing}");
+    assert!(
+        listing.lines().any(|l| l.starts_with("pg_wal/0000")),
+        "-X fetch: the WAL is in"
+    );
+
+    // list, show, verify (deep) work on it; a logical restore refuses it.
+    let out = stockops_env(&["backups", "list", "--json"], None, None, &env);
+    assert_success(&out, "backups list");
+    assert!(stdout(&out).contains(&id));
+    assert_success(
+        &stockops_env(&["backups", "show", &id], None, None, &env),
+        "backups show",
+    );
+    let out = stockops_env(&["backups", "verify", &id, "--json"], None, None, &env);
+    assert_success(&out, "backups verify");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["deep"], true, "{v}");
+    let out = stockops_env(&["restore", &id, "--target-url", &url], None, None, &env);
+    assert_code(&out, 1, "a logical restore of a physical backup");
+    assert!(stderr(&out).contains("physical"), "{}", stderr(&out));
+    let out = stockops_env(&["drill", "latest"], None, None, &env);
+    assert_code(&out, 1, "a drill with only a physical backup");
+    assert!(
+        stderr(&out).contains("no complete logical backup"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The archive continues the backup: verify from it, once its last segment is archived.
+    sqlx::raw_sql("SELECT pg_switch_wal()")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    wait_archived(&mut conn, &stop_segment).await;
+    let out = stockops_env(
+        &["wal", "verify", "--from-backup", "latest", "--json"],
+        None,
+        None,
+        &env,
+    );
+    assert_success(&out, "wal verify --from-backup latest");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["from_backup"], id.as_str());
+    assert_eq!(v["timelines"][0]["from"], stop_segment.as_str(), "{v}");
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_backup_role_takes_a_physical_backup_with_only_what_it_is_given() {
+    use_s3_env();
+    let db = TestDb::provisioned("wal_role").await;
+    let mut admin = db.admin().await;
+    let (replication, superuser): (bool, bool) = sqlx::query_as(
+        "SELECT rolreplication, rolsuper FROM pg_roles WHERE rolname = 'stockops_backup'",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        replication && !superuser,
+        "declared: replication, no superuser"
+    );
+    let password = "pw-stockops-backup-0123456789";
+    sqlx::raw_sql(&format!("ALTER ROLE stockops_backup PASSWORD '{password}'"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let host = std::env::var("STOCKOPS_TEST_PG_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let port = std::env::var("STOCKOPS_TEST_PG_PORT").expect("set by scripts/testenv.sh");
+    let url = format!(
+        "postgres://stockops_backup:{password}@{host}:{port}/{}",
+        db.name
+    );
+    let dir = temp_dir("wal_role");
+    let keys = Keys::new(&dir);
+    let repo = s3_repo("wal-role");
+    let env = job_env(&repo, &keys);
+    let out = stockops_env(&["backup", "--physical", "--json"], Some(&url), None, &env);
+    assert_success(&out, "backup --physical as stockops_backup");
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = s["id"].as_str().unwrap();
+    // Stored bytes verify without the key.
+    let out = stockops_env(&["backups", "verify", id], None, None, &env);
+    assert_success(&out, "backups verify (no identity)");
+
+    // A login without REPLICATION is refused before anything is written, exit 5.
+    let login = "it_wal_norepl";
+    let pw = db.add_user(login, "dept_reporting", None).await;
+    let url = format!("postgres://{login}:{pw}@{host}:{port}/{}", db.name);
+    let repo2 = s3_repo("wal-role-refused");
+    let out = stockops_env(
+        &["backup", "--physical"],
+        Some(&url),
+        None,
+        &job_env(&repo2, &keys),
+    );
+    assert_code(&out, 5, "backup --physical without REPLICATION");
+    assert!(stderr(&out).contains("REPLICATION"), "{}", stderr(&out));
+    let store = open_store(&repo2).await;
+    assert!(store.list("backups/").await.unwrap().is_empty());
+    drop_role(login).await;
+}
