@@ -91,7 +91,7 @@ BEGIN
                     r.quantity::text, lvl.on_hand::text,
                     format('not applied: %s are reserved for orders', lvl.reserved) INTO entity, key, field, legacy, central, action;
                 v_reported := v_reported + 1;
-            RETURN NEXT;
+                RETURN NEXT;
                 CONTINUE;
             END IF;
             IF p_apply THEN
