@@ -26,4 +26,5 @@ mod schedule;
 mod seed;
 mod storage;
 mod users;
+mod wal;
 mod watch;
