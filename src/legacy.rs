@@ -71,11 +71,10 @@ pub fn read(path: &Path, warehouse: Option<&str>) -> anyhow::Result<Legacy> {
                 .collect::<Result<Vec<_>, _>>()
         })
         .with_context(|| format!("{} is not a SQLite database", path.display()))?;
-    let mut out = Legacy::default();
-    out.products = rows(&conn, &tables, PRODUCT, &[], |f| {
+    let products = rows(&conn, &tables, PRODUCT, &[], |f| {
         Ok(json!({"sku": code(&f[0]), "name": text(&f[1]), "category": text(&f[2])}))
     })?;
-    out.resellers = rows(&conn, &tables, RESELLER, &[], |f| {
+    let resellers = rows(&conn, &tables, RESELLER, &[], |f| {
         Ok(json!({"code": code(&f[0]), "name": text(&f[1])}))
     })?;
     let optional: &[&str] = if warehouse.is_some() {
@@ -83,7 +82,7 @@ pub fn read(path: &Path, warehouse: Option<&str>) -> anyhow::Result<Legacy> {
     } else {
         &[]
     };
-    out.stock = rows(&conn, &tables, STOCK, optional, |f| {
+    let stock = rows(&conn, &tables, STOCK, optional, |f| {
         let wh = match (&f[1], warehouse) {
             (v, _) if !matches!(v, rusqlite::types::Value::Null) => code(v),
             (_, Some(w)) => Value::String(w.trim().to_uppercase()),
@@ -91,7 +90,11 @@ pub fn read(path: &Path, warehouse: Option<&str>) -> anyhow::Result<Legacy> {
         };
         Ok(json!({"sku": code(&f[0]), "warehouse": wh, "quantity": count(&f[2])}))
     })?;
-    Ok(out)
+    Ok(Legacy {
+        products,
+        resellers,
+        stock,
+    })
 }
 
 /// Every row of the table `shape` names, its fields in the shape's order.
