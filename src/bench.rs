@@ -623,3 +623,154 @@ fn percentiles(v: &mut [f64]) -> (f64, f64, f64) {
     let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
     (at(0.50), at(0.99), v[v.len() - 1])
 }
+
+// Forecast ----------------------------------------------------------------
+
+/// The forecast benchmark: the last weeks of a seeded year held out and
+/// forecast from the weeks before them, by the demand forecast
+/// (`inventory.forecast_daily`, what `api.demand_forecast` sums) and by a
+/// naive forecast (each held-out day sells what the same weekday sold in the
+/// last week before the hold-out), scored on the same product × warehouse ×
+/// day points.
+#[derive(Debug, Serialize)]
+pub struct ForecastBench {
+    pub scale: f64,
+    pub history_weeks: i32,
+    pub holdout_weeks: i32,
+    pub holdout_from: NaiveDate,
+    /// The day after the last held-out day.
+    pub holdout_to: NaiveDate,
+    /// Product × warehouse pairs with a sale in the history or the hold-out.
+    pub series: i64,
+    /// Pairs × held-out days.
+    pub points: i64,
+    /// Mean units actually sold per point.
+    pub actual_mean: f64,
+    /// Mean absolute error per point, units.
+    pub forecast_mae: f64,
+    pub naive_mae: f64,
+    /// forecast_mae / naive_mae: below 1, the forecast is the better one.
+    pub ratio: f64,
+    /// Forecast units over actual units in the hold-out, minus 1.
+    pub forecast_bias: f64,
+    pub naive_bias: f64,
+}
+
+const FORECAST_SCORE: &str = r#"
+WITH sold AS (
+    SELECT l.product_id, o.warehouse_id, (o.ordered_at AT TIME ZONE 'UTC')::date AS day,
+           sum(l.quantity)::numeric AS units
+      FROM inventory.sales_orders o
+      JOIN inventory.sales_order_lines l USING (sales_order_id)
+     WHERE o.status = 'fulfilled'
+       AND o.ordered_at >= ($1::date - 7 * $2)::timestamp AT TIME ZONE 'UTC'
+       AND o.ordered_at < ($1::date + 7 * $3)::timestamp AT TIME ZONE 'UTC'
+     GROUP BY 1, 2, 3
+), pairs AS (
+    SELECT DISTINCT product_id, warehouse_id FROM sold
+), grid AS (
+    SELECT p.product_id, p.warehouse_id, d.day::date AS day,
+           -- naive: the same weekday of the last week before the hold-out
+           ($1::date - 7 + ((d.day::date - $1::date) % 7)) AS naive_day
+      FROM pairs p
+     CROSS JOIN generate_series($1::date, $1::date + 7 * $3 - 1, interval '1 day') AS d(day)
+), scored AS (
+    SELECT coalesce(a.units, 0) AS actual, coalesce(f.units, 0) AS forecast, coalesce(n.units, 0) AS naive
+      FROM grid g
+      LEFT JOIN sold a ON a.product_id = g.product_id AND a.warehouse_id = g.warehouse_id AND a.day = g.day
+      LEFT JOIN sold n ON n.product_id = g.product_id AND n.warehouse_id = g.warehouse_id AND n.day = g.naive_day
+      LEFT JOIN inventory.forecast_daily($1::date, 7 * $3, $2) f
+             ON f.product_id = g.product_id AND f.warehouse_id = g.warehouse_id AND f.day = g.day
+)
+SELECT (SELECT count(*) FROM pairs), count(*),
+       coalesce(avg(actual), 0)::float8,
+       coalesce(avg(abs(forecast - actual)), 0)::float8,
+       coalesce(avg(abs(naive - actual)), 0)::float8,
+       coalesce(sum(forecast) / nullif(sum(actual), 0) - 1, 0)::float8,
+       coalesce(sum(naive) / nullif(sum(actual), 0) - 1, 0)::float8
+  FROM scored
+"#;
+
+/// Seed a scratch database, hold out its last `holdout_weeks` weeks and score
+/// both forecasts on them.
+pub async fn forecast(
+    admin: &PgConnectOptions,
+    scale: f64,
+    history_weeks: i32,
+    holdout_weeks: i32,
+    keep: bool,
+) -> anyhow::Result<ForecastBench> {
+    let name = format!("stockops_bench_forecast_{}", std::process::id());
+    let mut conn = connect(admin).await?;
+    sqlx::raw_sql(&format!("CREATE DATABASE {}", ident(&name)))
+        .execute(&mut conn)
+        .await
+        .context("creating the scratch database (the bench needs CREATEDB)")?;
+    let opts = admin.clone().database(&name);
+    let result = run_forecast(&opts, scale, history_weeks, holdout_weeks).await;
+    if !keep {
+        sqlx::raw_sql(&format!("DROP DATABASE {} WITH (FORCE)", ident(&name)))
+            .execute(&mut conn)
+            .await?;
+    } else {
+        tracing::info!(database = %name, "kept the scratch database");
+    }
+    result
+}
+
+async fn run_forecast(
+    opts: &PgConnectOptions,
+    scale: f64,
+    history_weeks: i32,
+    holdout_weeks: i32,
+) -> anyhow::Result<ForecastBench> {
+    // 1. A seeded year ending yesterday.
+    let mut conn = connect(opts).await?;
+    let decl = Declaration::embedded()?;
+    provision::run(&mut conn, &decl, Mode::Apply).await?;
+    let as_of = chrono::Utc::now().date_naive();
+    seed::run(
+        &mut conn,
+        &SeedOptions {
+            scale,
+            rng_seed: 1,
+            as_of,
+        },
+    )
+    .await?;
+    // 2. Its last weeks held out, forecast from the weeks before, scored.
+    let holdout_from = as_of - chrono::Days::new(7 * holdout_weeks as u64);
+    let (series, points, actual_mean, forecast_mae, naive_mae, forecast_bias, naive_bias): (
+        i64,
+        i64,
+        f64,
+        f64,
+        f64,
+        f64,
+        f64,
+    ) = sqlx::query_as(FORECAST_SCORE)
+        .bind(holdout_from)
+        .bind(history_weeks)
+        .bind(holdout_weeks)
+        .fetch_one(&mut conn)
+        .await?;
+    Ok(ForecastBench {
+        scale,
+        history_weeks,
+        holdout_weeks,
+        holdout_from,
+        holdout_to: as_of,
+        series,
+        points,
+        actual_mean,
+        forecast_mae,
+        naive_mae,
+        ratio: if naive_mae > 0.0 {
+            forecast_mae / naive_mae
+        } else {
+            f64::NAN
+        },
+        forecast_bias,
+        naive_bias,
+    })
+}

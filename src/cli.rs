@@ -124,6 +124,9 @@ pub enum Command {
     Watch(WatchArgs),
     /// Check that the server and the repository are hardened: findings with severity, evidence and fix.
     Doctor(DoctorArgs),
+    /// Check the data itself: data-quality rules, one finding per rule broken.
+    #[command(subcommand)]
+    Check(CheckCommand),
     /// Run backup, prune, verify and drill on the cron schedules of the config file, in the foreground.
     Schedule(ScheduleArgs),
     /// Print a shell completion script.
@@ -307,6 +310,46 @@ pub enum ReportCommand {
     Sales(GroupedPeriodArgs),
     /// Revenue, cost and margin per group (api.margins).
     Margins(GroupedPeriodArgs),
+    /// Units expected per product and warehouse, with weekly seasonality (api.demand_forecast).
+    Forecast(ForecastArgs),
+    /// Days whose sales of a product stand far from its norm (api.sales_anomalies).
+    Anomalies(AnomaliesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ForecastArgs {
+    /// Days ahead, from today.
+    #[arg(long, default_value_t = 14)]
+    pub days: i32,
+    /// Weeks of fulfilled sales the forecast learns from.
+    #[arg(long, default_value_t = 8)]
+    pub history_weeks: i32,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AnomaliesArgs {
+    /// Days back from today (today included) the norm and the anomalies are looked for in.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(7..=3660))]
+    pub days: u64,
+    /// Smallest score reported: units above the norm, in standard deviations
+    /// (6 by default: demand is lumpy, a few large orders a month are normal).
+    #[arg(long, default_value_t = 6.0, value_name = "Z")]
+    pub threshold: f64,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Data-quality rules (api.data_quality): level vs ledger, orphans, duplicates, meaningless values.
+    #[command(
+        after_long_help = "Each rule that finds something is one line: rule, severity (error or \
+        warning), count, an example and what the rule checks. Exit 0 when no rule finds anything, \
+        3 when any does (as doctor's findings), 5 when the login may not run the rules."
+    )]
+    Data(JsonArg),
 }
 
 #[derive(Debug, Args)]
@@ -336,6 +379,10 @@ pub struct ReorderArgs {
     /// Days of sales the velocity is measured over.
     #[arg(long, default_value_t = 28)]
     pub window_days: i32,
+    /// Velocity from the demand forecast over the next --window-days days
+    /// (api.reorder_forecast) instead of the past ones.
+    #[arg(long)]
+    pub forecast: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -456,6 +503,27 @@ pub enum BenchCommand {
     Import(BenchImportArgs),
     /// `watch` latency from a committing call to its line, against a bare NOTIFY.
     Watch(BenchWatchArgs),
+    /// Demand forecast error on held-out weeks of the seed, against a naive last-week forecast.
+    Forecast(BenchForecastArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchForecastArgs {
+    /// Weeks held out at the end of the seeded year and forecast.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=12))]
+    pub holdout_weeks: i32,
+    /// Weeks of history the forecast learns from.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(i32).range(1..=26))]
+    pub history_weeks: i32,
+    /// Seed volume (1: about 2,000 products and a year of sales).
+    #[arg(long, default_value_t = 0.5)]
+    pub scale: f64,
+    /// Keep the scratch database afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

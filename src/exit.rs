@@ -9,7 +9,8 @@ pub const SUCCESS: u8 = 0;
 pub const FAILURE: u8 = 1;
 /// Bad command line or configuration: nothing was attempted.
 pub const USAGE: u8 = 2;
-/// `provision --check`: the server differs from the declaration; `doctor`: a high finding.
+/// `provision --check`: the server differs from the declaration; `doctor`: a high finding;
+/// `check data`: a data-quality rule found something.
 pub const DRIFT: u8 = 3;
 /// The database could not be reached or refused the login.
 pub const UNREACHABLE: u8 = 4;
@@ -32,7 +33,7 @@ Exit codes:
   1  the operation failed or did not verify; stderr says why
   2  bad command line or configuration; nothing was attempted
   3  provision --check: the server differs from the declaration;
-     doctor: at least one high finding
+     doctor: at least one high finding; check data: a data-quality finding
   4  the database is unreachable or refused the login
   5  the connected role lacks a privilege the operation needs
   6  another stockops run holds the lock for this operation

@@ -16,6 +16,19 @@ pub enum Report {
     Reorder {
         window_days: i32,
     },
+    /// `api.reorder_forecast`: reorder_needs's columns, velocity from the forecast.
+    ReorderForecast {
+        days: i32,
+    },
+    Forecast {
+        days: i32,
+        history_weeks: i32,
+    },
+    Anomalies {
+        from: NaiveDate,
+        to: NaiveDate,
+        threshold: f64,
+    },
     Suppliers {
         from: NaiveDate,
         to: NaiveDate,
@@ -48,7 +61,7 @@ impl Report {
     pub fn columns(&self) -> Vec<String> {
         let cols: &[&str] = match self {
             Report::Stock { .. } => &STOCK_COLUMNS,
-            Report::Reorder { .. } => &[
+            Report::Reorder { .. } | Report::ReorderForecast { .. } => &[
                 "sku",
                 "warehouse",
                 "available",
@@ -69,6 +82,17 @@ impl Report {
                 "fill_rate",
             ],
             Report::Sales { .. } => &["bucket", "orders", "units", "revenue"],
+            Report::Forecast { .. } => &[
+                "sku",
+                "warehouse",
+                "days",
+                "forecast_units",
+                "per_day",
+                "weekday_units",
+                "weekend_units",
+                "history_units",
+            ],
+            Report::Anomalies { .. } => &["sku", "day", "units", "expected", "score"],
             Report::Margins { .. } => {
                 &["bucket", "units", "revenue", "cost", "margin", "margin_pct"]
             }
@@ -102,6 +126,34 @@ pub async fn run(
                 .bind(limit)
                 .fetch_all(&mut *conn)
                 .await
+        }
+        Report::ReorderForecast { days } => {
+            sqlx::query_scalar("SELECT row_to_json(t)::text FROM api.reorder_forecast(p_days => $1) AS t LIMIT $2")
+                .bind(days)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await
+        }
+        Report::Forecast { days, history_weeks } => {
+            sqlx::query_scalar(
+                "SELECT row_to_json(t)::text FROM api.demand_forecast(p_days => $1, p_history_weeks => $2) AS t LIMIT $3",
+            )
+            .bind(days)
+            .bind(history_weeks)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await
+        }
+        Report::Anomalies { from, to, threshold } => {
+            sqlx::query_scalar(
+                "SELECT row_to_json(t)::text FROM api.sales_anomalies(p_from => $1, p_to => $2, p_z => $3::numeric) AS t LIMIT $4",
+            )
+            .bind(from)
+            .bind(to)
+            .bind(threshold)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await
         }
         Report::Suppliers { from, to } => {
             sqlx::query_scalar(

@@ -1,9 +1,10 @@
 //! `stockops bench procedures [--clients 1,4,16] [--seconds 10] [--json]`,
 //! `stockops bench import [--rows 1000000] [--json]`,
-//! `stockops bench watch [--changes 1000] [--gap-ms 5] [--json]`.
+//! `stockops bench watch [--changes 1000] [--gap-ms 5] [--json]`,
+//! `stockops bench forecast [--holdout-weeks 4] [--history-weeks 8] [--json]`.
 
 use crate::bench;
-use crate::cli::{BenchCommand, BenchImportArgs, BenchWatchArgs};
+use crate::cli::{BenchCommand, BenchForecastArgs, BenchImportArgs, BenchWatchArgs};
 use crate::config::Settings;
 use crate::exit;
 
@@ -12,6 +13,7 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<u8> {
         BenchCommand::Procedures(args) => args,
         BenchCommand::Import(args) => return import(settings, args).await,
         BenchCommand::Watch(args) => return watch(settings, args).await,
+        BenchCommand::Forecast(args) => return forecast(settings, args).await,
     };
     if args.clients.is_empty() || args.clients.contains(&0) || args.seconds == 0 {
         return Err(exit::usage(
@@ -98,5 +100,50 @@ async fn watch(settings: &Settings, args: BenchWatchArgs) -> anyhow::Result<u8> 
         "api.adjust_stock → watch line", r.watch_p50_ms, r.watch_p99_ms, r.watch_max_ms
     );
     println!("p99 ratio {:.2} (goal: p99 under 100 ms)", r.p99_ratio);
+    Ok(exit::SUCCESS)
+}
+
+async fn forecast(settings: &Settings, args: BenchForecastArgs) -> anyhow::Result<u8> {
+    if !(args.scale > 0.0 && args.scale <= 10.0) {
+        return Err(exit::usage("--scale takes a volume between 0 and 10"));
+    }
+    let opts = settings.connect_options()?;
+    let r = bench::forecast(
+        &opts,
+        args.scale,
+        args.history_weeks,
+        args.holdout_weeks,
+        args.keep,
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(exit::SUCCESS);
+    }
+    println!(
+        "{} held-out weeks ({} to {}) forecast from {} weeks before; seed scale {}",
+        r.holdout_weeks, r.holdout_from, r.holdout_to, r.history_weeks, r.scale
+    );
+    println!(
+        "{} product × warehouse series, {} points, {:.3} units sold per point",
+        r.series, r.points, r.actual_mean
+    );
+    println!("{:>28}  {:>8}  {:>8}", "", "MAE", "bias");
+    println!(
+        "{:>28}  {:>8.3}  {:>+7.1}%",
+        "naive (same day last week)",
+        r.naive_mae,
+        r.naive_bias * 100.0
+    );
+    println!(
+        "{:>28}  {:>8.3}  {:>+7.1}%",
+        "api.demand_forecast",
+        r.forecast_mae,
+        r.forecast_bias * 100.0
+    );
+    println!(
+        "MAE ratio {:.3} (below 1: the forecast beats the naive one)",
+        r.ratio
+    );
     Ok(exit::SUCCESS)
 }

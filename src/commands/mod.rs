@@ -6,6 +6,7 @@ mod backup;
 mod backups;
 mod bench;
 mod call;
+mod check;
 mod completions;
 mod doctor;
 mod drill;
@@ -50,6 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Drills(cmd) => drill::list(&settings, cmd).await,
         Command::Watch(args) => watch::run(&settings, args).await,
         Command::Doctor(args) => doctor::run(&settings, args).await,
+        Command::Check(cmd) => check::run(&settings, cmd).await,
         Command::Schedule(args) => schedule::run(&settings, &cli.global, args).await,
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),

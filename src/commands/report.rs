@@ -1,4 +1,4 @@
-//! `stockops report stock|reorder|suppliers|sales|margins [--format table|csv|json]`.
+//! `stockops report stock|reorder|suppliers|sales|margins|forecast|anomalies [--format table|csv|json]`.
 
 use chrono::{Days, NaiveDate, Utc};
 
@@ -35,12 +35,41 @@ pub async fn run(settings: &Settings, cmd: ReportCommand) -> anyhow::Result<u8> 
             };
             (r, &a.output)
         }
+        ReportCommand::Reorder(a) if a.forecast => (
+            Report::ReorderForecast {
+                days: a.window_days,
+            },
+            &a.output,
+        ),
         ReportCommand::Reorder(a) => (
             Report::Reorder {
                 window_days: a.window_days,
             },
             &a.output,
         ),
+        ReportCommand::Forecast(a) => (
+            Report::Forecast {
+                days: a.days,
+                history_weeks: a.history_weeks,
+            },
+            &a.output,
+        ),
+        ReportCommand::Anomalies(a) => {
+            if !(a.threshold.is_finite() && a.threshold > 0.0) {
+                return Err(exit::usage(format!(
+                    "--threshold takes a positive score, got {}",
+                    a.threshold
+                )));
+            }
+            // The period ends with today: its day after is tomorrow.
+            let to = Utc::now().date_naive() + Days::new(1);
+            let r = Report::Anomalies {
+                from: to - Days::new(a.days),
+                to,
+                threshold: a.threshold,
+            };
+            (r, &a.output)
+        }
         ReportCommand::Suppliers(a) => {
             let (from, to) = period(a)?;
             (Report::Suppliers { from, to }, &a.output)

@@ -15,6 +15,7 @@ mod doctor;
 mod drill;
 mod etl;
 mod faults;
+mod insights;
 mod legacy;
 mod privileges;
 mod procedures;

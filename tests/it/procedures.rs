@@ -21,6 +21,10 @@ pub const MATRIX: &[(&str, &[&str])] = &[
             "stock_changes_head",
             "stock_by_product",
             "reorder_needs",
+            "demand_forecast",
+            "reorder_forecast",
+            "sales_anomalies",
+            "data_quality",
         ],
     ),
     (
@@ -48,6 +52,9 @@ pub const MATRIX: &[(&str, &[&str])] = &[
             "stock_by_product",
             "reorder_needs",
             "supplier_performance",
+            "demand_forecast",
+            "reorder_forecast",
+            "sales_anomalies",
         ],
     ),
     (
@@ -61,6 +68,10 @@ pub const MATRIX: &[(&str, &[&str])] = &[
             "supplier_performance",
             "sales_summary",
             "margins",
+            "demand_forecast",
+            "reorder_forecast",
+            "sales_anomalies",
+            "data_quality",
         ],
     ),
     (
