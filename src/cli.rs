@@ -833,8 +833,36 @@ pub struct RestoreArgs {
     /// Backup id, or `latest`.
     pub id: String,
     /// The database to restore into (its password from PGPASSFILE, not the URL).
-    #[arg(long, value_name = "URL")]
-    pub target_url: String,
+    #[arg(long, value_name = "URL", required_unless_present = "physical")]
+    pub target_url: Option<String>,
+    /// Point-in-time recovery from a physical backup and the WAL archive into
+    /// a new data directory (--target-dir), started on its own port beside
+    /// production; one of --to-time, --to-lsn, --latest.
+    #[arg(long, requires = "target_dir", conflicts_with_all = ["target_url", "force", "with_globals"])]
+    pub physical: bool,
+    /// physical: the new data directory (absent or empty).
+    #[arg(long, value_name = "DIR", requires = "physical")]
+    pub target_dir: Option<PathBuf>,
+    /// physical: recover up to this time (RFC 3339, or YYYY-MM-DD HH:MM:SS in UTC), inclusive.
+    #[arg(long, value_name = "TS", requires = "physical", conflicts_with_all = ["to_lsn", "latest"])]
+    pub to_time: Option<String>,
+    /// physical: recover up to this WAL position (e.g. 0/3000060).
+    #[arg(
+        long,
+        value_name = "LSN",
+        requires = "physical",
+        conflicts_with = "latest"
+    )]
+    pub to_lsn: Option<String>,
+    /// physical: recover to the end of the archive.
+    #[arg(long, requires = "physical")]
+    pub latest: bool,
+    /// physical: the restored server's port (default: a free one).
+    #[arg(long, requires = "physical")]
+    pub port: Option<u16>,
+    /// physical: give up waiting for the end of recovery after this many seconds.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub recovery_timeout: u64,
     /// Restore into a database that already holds tables (its objects are dropped and recreated).
     #[arg(long)]
     pub force: bool,

@@ -18,6 +18,7 @@
 //!   ├── audit              verifying the hash chain of the audit log
 //!   ├── backup, backups    taking backups; listing and verifying them
 //!   ├── wal                archiving WAL files one by one; finding gaps
+//!   ├── pitr               physical restore to a point in time, beside production
 //!   ├── doctor             hardening checks of the server and the repository
 //!   ├── watch              the live stock feed (LISTEN/NOTIFY)
 //!   └── bench              throughput measurements with a baseline in the same run
@@ -56,6 +57,7 @@ pub mod logging;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
+pub mod pitr;
 pub mod procedures;
 pub mod provision;
 pub mod prune;

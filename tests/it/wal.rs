@@ -450,3 +450,140 @@ async fn the_backup_role_takes_a_physical_backup_with_only_what_it_is_given() {
     assert!(store.list("backups/").await.unwrap().is_empty());
     drop_role(login).await;
 }
+
+/// Stops a restored server when the test ends, whatever happens.
+struct Restored(PathBuf);
+
+impl Drop for Restored {
+    fn drop(&mut self) {
+        let _ = as_postgres(
+            "pg_ctl",
+            &[
+                "-D",
+                self.0.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn rows(conn: &mut PgConnection, sql: &str) -> Vec<String> {
+    sqlx::query_scalar(sql).fetch_all(&mut *conn).await.unwrap()
+}
+
+#[tokio::test]
+async fn someone_deleted_rows_and_a_point_in_time_restore_brings_them_back() {
+    let dir = temp_dir("wal_pitr");
+    let keys = Keys::new(&dir.join("keys"));
+    let repo = s3_repo("wal-pitr");
+    let config = config_file(&dir, &repo, &keys);
+    open_up(&dir);
+    let cluster = archiving_cluster(&config).await;
+    let mut conn = connect_to(&cluster).await;
+    sqlx::raw_sql(
+        "CREATE TABLE movements (id int PRIMARY KEY, what text NOT NULL);
+         INSERT INTO movements SELECT g, 'seeded ' || g FROM generate_series(1, 100) g;",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let env = with_identity(job_env(&repo, &keys), &keys);
+    let url = format!(
+        "postgres://postgres@localhost:{}/postgres?host={}",
+        cluster.port,
+        cluster.dir.display()
+    );
+    let out = stockops_env(&["backup", "--physical", "--json"], Some(&url), None, &env);
+    assert_success(&out, "backup --physical");
+
+    // Activity, the noted time, the accident, more activity.
+    sqlx::raw_sql("INSERT INTO movements VALUES (101, 'before the accident')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let noted: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sqlx::raw_sql("DELETE FROM movements WHERE id <= 50")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql("INSERT INTO movements VALUES (102, 'after the accident')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let last = current_segment(&mut conn).await;
+    sqlx::raw_sql("SELECT pg_switch_wal()")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    wait_archived(&mut conn, &last).await;
+
+    // Recover to the noted time beside the running cluster.
+    let target = dir.join("restored");
+    let _guard = Restored(target.clone());
+    let out = stockops_env(
+        &[
+            "restore",
+            "--physical",
+            "latest",
+            "--target-dir",
+            target.to_str().unwrap(),
+            "--to-time",
+            &noted.to_rfc3339(),
+            "--recovery-timeout",
+            "120",
+            "--json",
+        ],
+        None,
+        None,
+        &env,
+    );
+    assert_success(&out, "restore --physical --to-time");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["timeline"].as_i64().unwrap() >= 2,
+        "promoted: {report}"
+    );
+    let port = report["port"].as_u64().unwrap() as u16;
+    let opts = sqlx::postgres::PgConnectOptions::new()
+        .socket(&target)
+        .port(port)
+        .username("postgres")
+        .database("postgres");
+    let mut restored = PgConnection::connect_with(&opts).await.unwrap();
+    let back = rows(
+        &mut restored,
+        "SELECT what FROM movements WHERE id <= 50 ORDER BY id",
+    )
+    .await;
+    assert_eq!(back.len(), 50, "the deleted rows are back");
+    let around = rows(
+        &mut restored,
+        "SELECT what FROM movements WHERE id > 100 ORDER BY id",
+    )
+    .await;
+    assert_eq!(
+        around,
+        vec!["before the accident".to_string()],
+        "the activity before the noted time is there, the one after is not"
+    );
+    // Production is untouched.
+    let prod = rows(&mut conn, "SELECT what FROM movements WHERE id <= 50").await;
+    assert!(prod.is_empty());
+    // A restored server never archives into production's repository.
+    let archive_mode: String = sqlx::query_scalar("SHOW archive_mode")
+        .fetch_one(&mut restored)
+        .await
+        .unwrap();
+    assert_eq!(archive_mode, "off");
+    restored.close().await.unwrap();
+    conn.close().await.unwrap();
+}

@@ -1,0 +1,394 @@
+//! `stockops restore --physical`: point-in-time recovery from a physical
+//! backup and the WAL archive, into a new data directory beside production.
+//!
+//! Steps:
+//! 1. refuse a target directory that exists and is not empty;
+//! 2. stream the base backup through age and zstd into `tar -x`, checking
+//!    the stored digest against the manifest's;
+//! 3. write the recovery settings: `recovery.signal`, and in
+//!    `postgresql.auto.conf` (read last, so it wins) `restore_command =
+//!    'stockops --config FILE wal fetch %f %p'` with a config file that names
+//!    the repository and the identity file (no secret on a command line), the
+//!    target (`recovery_target_time` / `_lsn`, none for `--latest`),
+//!    `recovery_target_action = 'promote'`, and what keeps the copy apart
+//!    from production: its own port, no TCP, its own socket directory,
+//!    `archive_mode = off` (it must not archive into production's repository);
+//! 4. start it (as the postgres OS user when run as root) and wait, bounded,
+//!    until recovery has ended and the server is promoted;
+//! 5. report where it stopped: LSN, timeline, last replayed commit time.
+//!
+//! The server keeps running afterwards: stop it with `pg_ctl -D DIR stop`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio_util::io::SyncIoBridge;
+
+use crate::catalog::Manifest;
+use crate::crypto::Identities;
+use crate::exit;
+use crate::pipeline;
+use crate::storage::ReadStore;
+
+/// Where recovery stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Time(DateTime<Utc>),
+    Lsn(String),
+    /// The end of the archive.
+    Latest,
+}
+
+#[derive(Debug, Clone)]
+pub struct PitrOptions {
+    pub target: Target,
+    pub target_dir: PathBuf,
+    pub port: u16,
+    /// Settings `wal fetch` needs, written to the config file restore_command names.
+    pub repo: String,
+    pub s3_path_style: bool,
+    pub identity_file: PathBuf,
+    /// Give up waiting for recovery after this long.
+    pub timeout: Duration,
+}
+
+/// What `restore --physical --json` prints.
+#[derive(Debug, Serialize)]
+pub struct PitrReport {
+    pub backup: String,
+    pub target_dir: String,
+    pub port: u16,
+    pub target: String,
+    /// The server's WAL position once promoted.
+    pub lsn: String,
+    pub timeline: i32,
+    /// The commit time of the last transaction replayed.
+    pub reached_time: Option<String>,
+    pub seconds: f64,
+}
+
+pub async fn run(
+    store: &dyn ReadStore,
+    m: &Manifest,
+    ids: &Identities,
+    opts: &PitrOptions,
+) -> anyhow::Result<PitrReport> {
+    let started = Instant::now();
+    let dir = &opts.target_dir;
+    // 1. An empty place.
+    prepare_dir(dir)?;
+    // 2. The base backup, extracted.
+    extract(store, m, ids, dir).await?;
+    // 3. The recovery settings.
+    let bin = crate::backup::tool(m.server_major(), "pg_ctl");
+    let bin_dir = Path::new(&bin).parent().map(Path::to_path_buf);
+    write_settings(dir, opts, &m.id)?;
+    let root = is_root();
+    if root {
+        run_ok(
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir),
+        )?;
+    }
+    // 4. Start, and wait for the end of recovery.
+    let log = dir.join("stockops-restore.log");
+    as_postgres(
+        root,
+        &bin,
+        &[
+            "-D",
+            path(dir),
+            "-l",
+            path(&log),
+            "-w",
+            "-t",
+            "600",
+            "start",
+        ],
+    )
+    .with_context(|| format!("starting the restored server (its log: {})", log.display()))?;
+    let psql = bin_dir
+        .map(|d| d.join("psql").display().to_string())
+        .unwrap_or_else(|| "psql".into());
+    let sql = |q: &str| query(root, &psql, dir, opts.port, q);
+    let deadline = Instant::now() + opts.timeout;
+    loop {
+        match sql("SELECT pg_is_in_recovery()") {
+            Ok(s) if s == "f" => break,
+            Ok(_) => {}
+            Err(e) if !dir.join("postmaster.pid").exists() => {
+                bail!(
+                    "the restored server stopped during recovery ({e}); the end of its log:\n{}",
+                    tail(&log)
+                )
+            }
+            Err(_) => {}
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "recovery had not ended after {} s; the server is left running in {} (its log: {})",
+                opts.timeout.as_secs(),
+                dir.display(),
+                log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // 5. Where it stopped.
+    let row = sql(
+        "SELECT pg_current_wal_lsn(), (SELECT timeline_id FROM pg_control_checkpoint()), \
+         coalesce(pg_last_xact_replay_timestamp()::text, '')",
+    )?;
+    let mut parts = row.split('|');
+    let lsn = parts.next().unwrap_or_default().to_string();
+    let timeline = parts.next().and_then(|t| t.parse().ok()).unwrap_or(0);
+    let reached = parts.next().filter(|s| !s.is_empty()).map(str::to_string);
+    Ok(PitrReport {
+        backup: m.id.clone(),
+        target_dir: dir.display().to_string(),
+        port: opts.port,
+        target: describe(&opts.target),
+        lsn,
+        timeline,
+        reached_time: reached,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn describe(t: &Target) -> String {
+    match t {
+        Target::Time(t) => format!("time {}", t.to_rfc3339()),
+        Target::Lsn(l) => format!("lsn {l}"),
+        Target::Latest => "the end of the archive".into(),
+    }
+}
+
+fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        let mut entries =
+            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        if entries.next().is_some() {
+            return Err(exit::usage(format!(
+                "{} is not empty: a physical restore needs an empty or new directory",
+                dir.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    Ok(())
+}
+
+/// Decrypt and decompress the base backup into `tar -x -C DIR`.
+async fn extract(
+    store: &dyn ReadStore,
+    m: &Manifest,
+    ids: &Identities,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let base = m
+        .object("base")
+        .context("the manifest lists no base object")?;
+    let reader = store.open(&base.key).await?;
+    let mut child = Command::new("tar")
+        .args(["-x", "-f", "-", "-C"])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting tar (to extract the base backup)")?;
+    let stdin = child.stdin.take().expect("piped");
+    let owned = ids.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        pipeline::open(SyncIoBridge::new(reader), stdin, &owned).map(|(_, d)| d)
+    })
+    .await?;
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+    let digests = opened
+        .map_err(|e| crate::backups::no_match(anyhow::anyhow!("{}: {e}", base.key), m, ids))?;
+    if !out.status.success() {
+        bail!(
+            "tar could not extract the base backup: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    if digests.stored != base.stored {
+        bail!(
+            "{} read {} bytes sha256 {}, the manifest records {} bytes sha256 {}",
+            base.key,
+            digests.stored.bytes,
+            digests.stored.sha256,
+            base.stored.bytes,
+            base.stored.sha256
+        );
+    }
+    Ok(())
+}
+
+/// TOML string literal.
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// SQL string literal for postgresql.conf.
+fn conf_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn write_settings(dir: &Path, opts: &PitrOptions, id: &str) -> anyhow::Result<()> {
+    let config = dir.join("stockops-restore.toml");
+    let identity = std::fs::canonicalize(&opts.identity_file)
+        .with_context(|| format!("the identity file {}", opts.identity_file.display()))?;
+    std::fs::write(
+        &config,
+        format!(
+            "# written by stockops restore --physical {id}: what restore_command needs\n\
+             repo = {}\ns3_path_style = {}\nidentity_file = {}\n",
+            toml_str(&opts.repo),
+            opts.s3_path_style,
+            toml_str(&identity.display().to_string())
+        ),
+    )?;
+    let exe = std::env::current_exe().context("locating the stockops binary")?;
+    let fetch = format!(
+        "{} --config {} wal fetch %f %p",
+        exe.display(),
+        config.display()
+    );
+    let target = match &opts.target {
+        Target::Time(t) => format!(
+            "recovery_target_time = {}\n",
+            conf_str(&t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string())
+        ),
+        Target::Lsn(l) => format!("recovery_target_lsn = {}\n", conf_str(l)),
+        Target::Latest => String::new(),
+    };
+    let settings = format!(
+        "\n# stockops restore --physical {id}\n\
+         restore_command = {}\n{target}\
+         recovery_target_action = 'promote'\n\
+         recovery_target_timeline = 'latest'\n\
+         archive_mode = 'off'\n\
+         port = {}\n\
+         listen_addresses = ''\n\
+         unix_socket_directories = {}\n",
+        conf_str(&fetch),
+        opts.port,
+        conf_str(&dir.display().to_string())
+    );
+    let auto = dir.join("postgresql.auto.conf");
+    let mut text = std::fs::read_to_string(&auto).unwrap_or_default();
+    text.push_str(&settings);
+    std::fs::write(&auto, text)?;
+    std::fs::write(dir.join("recovery.signal"), "")?;
+    // Left by the source server: meaningless here.
+    for stale in ["postmaster.pid", "postmaster.opts"] {
+        let _ = std::fs::remove_file(dir.join(stale));
+    }
+    Ok(())
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn run_ok(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.output().context("running a command")?;
+    if !out.status.success() {
+        bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn as_postgres(root: bool, program: &str, args: &[&str]) -> anyhow::Result<String> {
+    if root {
+        run_ok(
+            Command::new("runuser")
+                .args(["-u", "postgres", "--", program])
+                .args(args),
+        )
+    } else {
+        run_ok(Command::new(program).args(args))
+    }
+}
+
+/// One query as the postgres OS user over the restored server's socket (its
+/// pg_hba.conf is production's: peer for postgres).
+fn query(root: bool, psql: &str, dir: &Path, port: u16, sql: &str) -> anyhow::Result<String> {
+    let port = port.to_string();
+    as_postgres(
+        root,
+        psql,
+        &[
+            "-X",
+            "-h",
+            path(dir),
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-Atqc",
+            sql,
+        ],
+    )
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// A free TCP port number, for the restored server's socket name.
+pub fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// `--to-time`: RFC 3339, or `YYYY-MM-DD HH:MM:SS[.f]` taken as UTC.
+pub fn parse_time(s: &str) -> anyhow::Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
+            return Ok(t.and_utc());
+        }
+    }
+    Err(exit::usage(format!(
+        "--to-time {s:?} is not a time: use RFC 3339 (2026-11-22T14:31:00+01:00) or YYYY-MM-DD HH:MM:SS (UTC)"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_as_utc() {
+        let a = parse_time("2026-11-22T14:31:00+01:00").unwrap();
+        let b = parse_time("2026-11-22 13:31:00").unwrap();
+        assert_eq!(a, b);
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn literals_are_quoted() {
+        assert_eq!(conf_str("it's"), "'it''s'");
+        assert_eq!(toml_str("a\"b"), "\"a\\\"b\"");
+    }
+}
