@@ -237,6 +237,11 @@ fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
+/// A word for the shell PostgreSQL runs restore_command with.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 /// SQL string literal for postgresql.conf.
 fn conf_str(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -259,8 +264,8 @@ fn write_settings(dir: &Path, opts: &PitrOptions, id: &str) -> anyhow::Result<()
     let exe = std::env::current_exe().context("locating the stockops binary")?;
     let fetch = format!(
         "{} --config {} wal fetch %f %p",
-        exe.display(),
-        config.display()
+        sh_quote(&exe.display().to_string()),
+        sh_quote(&config.display().to_string())
     );
     let target = match &opts.target {
         Target::Time(t) => format!(
@@ -389,6 +394,10 @@ mod tests {
     #[test]
     fn literals_are_quoted() {
         assert_eq!(conf_str("it's"), "'it''s'");
-        assert_eq!(toml_str("a\"b"), "\"a\\\"b\"");
+        assert_eq!(sh_quote("/a b/it's"), "'/a b/it'\\''s'");
+        for v in ["a\"b", "it's", "/tmp/x y/id.txt", "c:\\k"] {
+            let doc: toml::Table = toml::from_str(&format!("k = {}", toml_str(v))).unwrap();
+            assert_eq!(doc["k"].as_str(), Some(v));
+        }
     }
 }
