@@ -79,7 +79,13 @@ pub async fn run(
 ) -> anyhow::Result<PitrReport> {
     let started = Instant::now();
     let dir = &opts.target_dir;
-    // 1. An empty place.
+    // 1. An empty place, and (to the end of the archive) an archive without
+    //    holes: PostgreSQL takes a segment it cannot fetch for the end of the
+    //    WAL and would promote there, silently short.
+    let newest = match opts.target {
+        Target::Latest => Some(continuous_from(store, m).await?),
+        _ => None,
+    };
     prepare_dir(dir)?;
     // 2. The base backup, extracted.
     extract(store, m, ids, dir).await?;
@@ -148,6 +154,19 @@ pub async fn run(
     let lsn = parts.next().unwrap_or_default().to_string();
     let timeline = parts.next().and_then(|t| t.parse().ok()).unwrap_or(0);
     let reached = parts.next().filter(|s| !s.is_empty()).map(str::to_string);
+    if let (Some(Some(newest)), Some(w)) = (&newest, &m.wal) {
+        let at = crate::wal::parse_lsn(&lsn)
+            .map(|l| crate::wal::lsn_segment(l, w.timeline, w.segment_size))
+            .unwrap_or_default();
+        if at.get(8..) < newest.get(8..) {
+            bail!(
+                "recovery ended at {lsn} (segment {at}), before the newest archived segment {newest}: \
+                 a segment could not be fetched; see {} (the server is left running in {})",
+                log.display(),
+                dir.display()
+            );
+        }
+    }
     Ok(PitrReport {
         backup: m.id.clone(),
         target_dir: dir.display().to_string(),
@@ -158,6 +177,41 @@ pub async fn run(
         reached_time: reached,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Refuse an archive with a hole after the backup; the newest segment of
+/// the backup's timeline, if any.
+async fn continuous_from(store: &dyn ReadStore, m: &Manifest) -> anyhow::Result<Option<String>> {
+    let w = m
+        .wal
+        .as_ref()
+        .context("the manifest records no WAL position")?;
+    let start = crate::wal::Start {
+        backup: m.id.clone(),
+        timeline: w.timeline,
+        segment: if w.includes_wal {
+            w.stop_segment.clone()
+        } else {
+            w.start_segment.clone()
+        },
+    };
+    let v = crate::wal::verify(store, Some(&start), w.segment_size).await?;
+    let tl = format!("{:08X}", w.timeline);
+    let Some(t) = v.timelines.iter().find(|t| t.timeline == tl) else {
+        return Ok(None);
+    };
+    if let Some(g) = t.gaps.first() {
+        return Err(exit::Coded::new(
+            exit::FAILURE,
+            format!(
+                "the WAL archive misses {} segment(s) from {} on after backup {}: recovery to its end would stop \
+                 there; recover to a time or LSN before it (--to-time, --to-lsn), or from a newer backup",
+                g.missing, g.from, m.id
+            ),
+        )
+        .into());
+    }
+    Ok(Some(t.newest.clone()))
 }
 
 fn describe(t: &Target) -> String {

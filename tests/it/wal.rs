@@ -585,5 +585,63 @@ async fn someone_deleted_rows_and_a_point_in_time_restore_brings_them_back() {
         .unwrap();
     assert_eq!(archive_mode, "off");
     restored.close().await.unwrap();
+
+    // To the end of the archive: everything, the accident included.
+    let latest = dir.join("latest");
+    let _guard_latest = Restored(latest.clone());
+    let restore_latest = |target: &Path| {
+        stockops_env(
+            &[
+                "restore",
+                "--physical",
+                "latest",
+                "--target-dir",
+                target.to_str().unwrap(),
+                "--latest",
+                "--recovery-timeout",
+                "120",
+                "--json",
+            ],
+            None,
+            None,
+            &env,
+        )
+    };
+    let out = restore_latest(&latest);
+    assert_success(&out, "restore --physical --latest");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let opts = sqlx::postgres::PgConnectOptions::new()
+        .socket(&latest)
+        .port(report["port"].as_u64().unwrap() as u16)
+        .username("postgres")
+        .database("postgres");
+    let mut at_end = PgConnection::connect_with(&opts).await.unwrap();
+    let after = rows(
+        &mut at_end,
+        "SELECT what FROM movements WHERE id > 100 ORDER BY id",
+    )
+    .await;
+    assert_eq!(after, vec!["before the accident", "after the accident"]);
+    at_end.close().await.unwrap();
+
+    // A hole in the archive after the backup: --latest refuses rather than stop short there.
+    let store = open_store(&repo).await;
+    let segments: Vec<stockops::wal::Archived> = archived_names(&repo)
+        .await
+        .into_iter()
+        .filter(|a| a.kind == stockops::wal::Kind::Segment)
+        .collect();
+    let hole = &segments[segments.len() - 2];
+    store.delete(&hole.key).await.unwrap();
+    let holed = dir.join("holed");
+    let _guard_holed = Restored(holed.clone());
+    let out = restore_latest(&holed);
+    assert_code(&out, 1, "restore --physical --latest over a hole");
+    assert!(
+        stderr(&out).contains("misses 1 segment"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!holed.exists(), "nothing was extracted");
     conn.close().await.unwrap();
 }
