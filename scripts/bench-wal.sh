@@ -3,7 +3,8 @@
 # the same run, on the same segments and the same cluster:
 #
 #   WAL push, one process per segment as archive_command runs it, all as the
-#   postgres OS user: `stockops wal push` (file repository, and the S3 server
+#   postgres OS user: `stockops wal push` (file repository, also with two zstd
+#   workers, and the S3 server
 #   of scripts/testenv.sh when its env file exists), pgBackRest's
 #   `archive-push` (zstd level 3, aes-256-cbc, posix repository: pgBackRest
 #   speaks only HTTPS to S3, the test S3 server only HTTP), and the floor
@@ -91,6 +92,7 @@ push_all() { # label, command prefix (the segment path is appended)
 export STOCKOPS_AGE_RECIPIENTS=$DIR/recipients.txt
 log "stockops wal push (file repository)"
 STOCKOPS_REPO=file://$DIR/repo-stockops push_all "stockops wal push (file)" "$BIN" wal push
+STOCKOPS_REPO=file://$DIR/repo-stockops-mt push_all "stockops wal push -w2 (file)" "$BIN" wal push --zstd-workers 2
 if [ -f "$TESTENV" ]; then
     # shellcheck disable=SC1090
     . "$TESTENV"
@@ -113,6 +115,7 @@ log "pgbackrest archive-push"
 cat >"$DIR/pgbackrest.conf" <<EOF
 [global]
 repo1-path=$DIR/pgbr
+repo1-retention-full=99
 repo1-cipher-type=aes-256-cbc
 repo1-cipher-pass=bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 compress-type=zst
