@@ -6,6 +6,13 @@
 //! the newest backup of each of the last N days, ISO weeks and months that
 //! have one. Every backup in the plan carries the reasons it is kept. The
 //! newest complete backup is always kept, whatever the policy says.
+//!
+//! The WAL archive follows the physical backups: once the plan is made, the
+//! archived WAL files numbered below the start of the oldest physical backup
+//! kept go (timeline history files stay), so the recovery window the plan
+//! reports — from that backup's consistent point to the newest archived
+//! segment — is exactly what remains restorable. With no physical backup
+//! kept, the archive is left alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
@@ -42,10 +49,27 @@ pub struct Decision {
     pub reasons: Vec<String>,
 }
 
+/// What prune does to the WAL archive.
+#[derive(Debug, Serialize)]
+pub struct WalPlan {
+    /// The oldest physical backup kept: the archive is kept from its start.
+    pub from_backup: String,
+    pub from_segment: String,
+    /// Point-in-time recovery stays possible from here on (that backup's
+    /// consistent point) to the newest archived segment.
+    pub window_from: DateTime<Utc>,
+    pub expired: usize,
+    pub expired_bytes: u64,
+    #[serde(skip)]
+    keys: Vec<String>,
+}
+
 /// What prune will do.
 #[derive(Debug, Serialize)]
 pub struct Plan {
     pub backups: Vec<Decision>,
+    /// None: no physical backup is kept, the WAL archive is left as it is.
+    pub wal: Option<WalPlan>,
     /// Upload leftovers (multipart uploads, partial files) old enough to abort.
     pub stale_uploads: Vec<String>,
     #[serde(skip)]
@@ -167,11 +191,49 @@ pub async fn make_plan(
         .into_iter()
         .filter(|u| u.started.is_none_or(|t| t < cutoff))
         .collect();
+    let wal = wal_plan(store, &listings, &backups).await?;
     Ok(Plan {
         backups,
+        wal,
         stale_uploads: stale.iter().map(|u| u.key.clone()).collect(),
         stale,
     })
+}
+
+/// The WAL the oldest physical backup the plan keeps does not need.
+async fn wal_plan(
+    store: &dyn WriteStore,
+    listings: &[Listing],
+    decisions: &[Decision],
+) -> anyhow::Result<Option<WalPlan>> {
+    let kept: BTreeSet<&str> = decisions
+        .iter()
+        .filter(|d| d.keep)
+        .map(|d| d.id.as_str())
+        .collect();
+    let oldest = listings
+        .iter()
+        .filter_map(|l| l.manifest.as_ref())
+        .filter(|m| m.is_physical() && kept.contains(m.id.as_str()))
+        .min_by_key(|m| m.snapshot_at);
+    let Some((m, w)) = oldest.and_then(|m| m.wal.as_ref().map(|w| (m, w))) else {
+        return Ok(None);
+    };
+    let archived: Vec<crate::wal::Archived> = store
+        .list(crate::wal::PREFIX)
+        .await?
+        .into_iter()
+        .filter_map(|o| crate::wal::parse_key(&o.key, o.size))
+        .collect();
+    let expired = crate::wal::before(&archived, w.timeline, &w.start_segment, w.segment_size);
+    Ok(Some(WalPlan {
+        from_backup: m.id.clone(),
+        from_segment: w.start_segment.clone(),
+        window_from: m.snapshot_at,
+        expired: expired.len(),
+        expired_bytes: expired.iter().map(|a| a.stored_bytes).sum(),
+        keys: expired.iter().map(|a| a.key.clone()).collect(),
+    }))
 }
 
 /// Carry the plan out. A backup loses its manifest first, so that an
@@ -204,6 +266,19 @@ pub async fn apply(
         }
         deleted += 1;
         tracing::info!(id = %d.id, "pruned");
+    }
+    if let Some(wal) = &plan.wal {
+        for key in &wal.keys {
+            if stop.is_cancelled() {
+                return Err(exit::interrupted(format!(
+                    "prune stopped by signal after {deleted} backup(s), in the WAL archive; the rest is left for the next run"
+                )));
+            }
+            store.delete(key).await?;
+        }
+        if !wal.keys.is_empty() {
+            tracing::info!(files = wal.keys.len(), before = %wal.from_segment, "pruned WAL");
+        }
     }
     for u in &plan.stale {
         if stop.is_cancelled() {

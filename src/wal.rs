@@ -391,6 +391,27 @@ fn write_verified(
     Ok(digests.plain.bytes)
 }
 
+/// The archived WAL files a physical backup starting at `segment` on
+/// `timeline` (and every later backup) can never need: segments, partial
+/// segments and backup history files numbered below it, on that timeline or an
+/// earlier one. Timeline history files are always kept (they are tiny and
+/// recovery reads them to follow timelines).
+pub fn before<'a>(
+    archived: &'a [Archived],
+    timeline: u32,
+    segment: &str,
+    segment_size: u64,
+) -> Vec<&'a Archived> {
+    let Some((_, start)) = segment_number(segment, segment_size) else {
+        return vec![];
+    };
+    archived
+        .iter()
+        .filter(|a| a.kind != Kind::History && a.timeline <= timeline)
+        .filter(|a| segment_number(&a.name[..24], segment_size).is_some_and(|(_, n)| n < start))
+        .collect()
+}
+
 /// A run of missing segments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Gap {
@@ -600,6 +621,35 @@ mod tests {
         );
         // 1 GiB segments: 4 per xlogid.
         assert_eq!(segment_name(1, 5, 1 << 30), "000000010000000100000001");
+    }
+
+    #[test]
+    fn what_comes_before_a_backup_can_go_and_history_stays() {
+        let sha = "cd".repeat(32);
+        let mk = |name: &str| parse_key(&WalName::parse(name).unwrap().key(&sha), 1).unwrap();
+        let all = vec![
+            mk("000000010000000000000003"),
+            mk("000000010000000000000004.00000028.backup"),
+            mk("000000010000000000000005"),
+            mk("000000010000000000000006.partial"),
+            mk("00000002.history"),
+            mk("000000020000000000000004"),
+            mk("000000020000000000000007"),
+            mk("000000030000000000000001"),
+        ];
+        let gone: Vec<&str> = before(&all, 2, "000000020000000000000006", SEG)
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(
+            gone,
+            vec![
+                "000000010000000000000003",
+                "000000010000000000000004.00000028.backup",
+                "000000010000000000000005",
+                "000000020000000000000004"
+            ]
+        );
     }
 
     #[test]

@@ -220,6 +220,18 @@ async fn prune(store: &dyn WriteStore, args: &PruneArgs) -> anyhow::Result<(usiz
             };
             println!("{action} {}  {when}  {}", d.id, d.reasons.join(", "));
         }
+        if let Some(w) = &plan.wal {
+            println!(
+                "{} {} WAL file(s), {:.1} MB, before {} (start of {}, the oldest physical backup kept): \
+                 point-in-time recovery stays possible from {}",
+                if args.dry_run { "would delete" } else { "delete" },
+                w.expired,
+                w.expired_bytes as f64 / 1e6,
+                w.from_segment,
+                w.from_backup,
+                w.window_from.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+        }
         for u in &plan.stale_uploads {
             println!(
                 "{} stale upload {u}",

@@ -392,6 +392,58 @@ async fn a_physical_backup_of_an_archiving_cluster_verifies_and_its_wal_follows(
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["from_backup"], id.as_str());
     assert_eq!(v["timelines"][0]["from"], stop_segment.as_str(), "{v}");
+
+    // Retention that understands WAL: a second physical backup, then keep only
+    // it: the first goes, and with it the WAL before the second's start.
+    activity(&mut conn, 2).await;
+    let out = stockops_env(&["backup", "--physical", "--json"], Some(&url), None, &env);
+    assert_success(&out, "second backup --physical");
+    let second: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keep_from = second["wal"]["start_segment"].as_str().unwrap().to_string();
+    let second_stop = second["wal"]["stop_segment"].as_str().unwrap().to_string();
+    sqlx::raw_sql("SELECT pg_switch_wal()")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    wait_archived(&mut conn, &second_stop).await;
+    let before_prune = archived_names(&repo).await;
+    assert!(before_prune.iter().any(|a| a.name < keep_from));
+    let out = stockops_env(
+        &[
+            "backups",
+            "prune",
+            "--keep-last",
+            "1",
+            "--grace-hours",
+            "0",
+            "--json",
+        ],
+        None,
+        None,
+        &env,
+    );
+    assert_success(&out, "prune --keep-last 1");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["wal"]["from_backup"], second["id"], "{plan}");
+    assert!(plan["wal"]["expired"].as_u64().unwrap() >= 1, "{plan}");
+    let after = archived_names(&repo).await;
+    assert!(
+        after.iter().all(|a| a.name[..24] >= keep_from[..]),
+        "nothing before {keep_from} is left: {after:?}"
+    );
+    assert!(
+        after.iter().any(|a| a.name == keep_from),
+        "{keep_from} stays"
+    );
+    let out = stockops_env(&["backups", "list", "--json"], None, None, &env);
+    assert!(!stdout(&out).contains(&id), "the first backup is pruned");
+    let out = stockops_env(
+        &["wal", "verify", "--from-backup", "latest"],
+        None,
+        None,
+        &env,
+    );
+    assert_success(&out, "wal verify after prune");
     conn.close().await.unwrap();
 }
 
