@@ -49,7 +49,9 @@ RETURNS TABLE (product_id integer, warehouse_id smallint, day date, units numeri
     LANGUAGE sql STABLE
     SET search_path = pg_catalog
 AS $$
-    WITH hist AS (
+    -- Each step materialized once: inlined, the weekday profile would be
+    -- recomputed for every output row.
+    WITH hist AS MATERIALIZED (
         SELECT l.product_id, o.warehouse_id, (o.ordered_at AT TIME ZONE 'UTC')::date AS day,
                sum(l.quantity)::numeric AS units
           FROM inventory.sales_orders o
@@ -58,17 +60,19 @@ AS $$
            AND o.ordered_at >= (p_as_of - 7 * p_history_weeks)::timestamp AT TIME ZONE 'UTC'
            AND o.ordered_at < p_as_of::timestamp AT TIME ZONE 'UTC'
          GROUP BY 1, 2, 3
-    ), total AS (
+    ), total AS MATERIALIZED (
         SELECT coalesce(sum(h.units), 0) / (7 * p_history_weeks) AS per_day,
                coalesce(sum(h.units) FILTER (WHERE h.day >= p_as_of - 14), 0)
                    / least(14, 7 * p_history_weeks) AS recent_per_day
           FROM hist h
-    ), weekday AS (
-        SELECT d.dow,
-               coalesce((SELECT sum(h.units) FROM hist h WHERE extract(isodow FROM h.day) = d.dow), 0)
-                   / p_history_weeks / nullif(t.per_day, 0) AS idx
-          FROM generate_series(1, 7) AS d(dow), total t
-    ), pairs AS (
+    ), by_dow AS MATERIALIZED (
+        SELECT extract(isodow FROM h.day)::integer AS dow, sum(h.units) AS units FROM hist h GROUP BY 1
+    ), weekday AS MATERIALIZED (
+        SELECT d.dow, coalesce(b.units, 0) / p_history_weeks / nullif(t.per_day, 0) AS idx
+          FROM generate_series(1, 7) AS d(dow)
+          CROSS JOIN total t
+          LEFT JOIN by_dow b ON b.dow = d.dow
+    ), pairs AS MATERIALIZED (
         SELECT h.product_id, h.warehouse_id, sum(h.units) / (7 * p_history_weeks) AS level
           FROM hist h GROUP BY 1, 2
     )
@@ -78,7 +82,7 @@ AS $$
       FROM pairs p
      CROSS JOIN total t
      CROSS JOIN generate_series(p_as_of, p_as_of + p_days - 1, interval '1 day') AS f(day)
-      JOIN weekday w ON w.dow = extract(isodow FROM f.day)
+      JOIN weekday w ON w.dow = extract(isodow FROM f.day)::integer
 $$;
 
 CREATE FUNCTION api.demand_forecast(p_days integer DEFAULT 14, p_history_weeks integer DEFAULT 8,

@@ -657,7 +657,7 @@ pub struct ForecastBench {
 }
 
 const FORECAST_SCORE: &str = r#"
-WITH sold AS (
+WITH sold AS MATERIALIZED (
     SELECT l.product_id, o.warehouse_id, (o.ordered_at AT TIME ZONE 'UTC')::date AS day,
            sum(l.quantity)::numeric AS units
       FROM inventory.sales_orders o
@@ -666,7 +666,9 @@ WITH sold AS (
        AND o.ordered_at >= ($1::date - 7 * $2)::timestamp AT TIME ZONE 'UTC'
        AND o.ordered_at < ($1::date + 7 * $3)::timestamp AT TIME ZONE 'UTC'
      GROUP BY 1, 2, 3
-), pairs AS (
+), fc AS MATERIALIZED (
+    SELECT * FROM inventory.forecast_daily($1::date, 7 * $3, $2)
+), pairs AS MATERIALIZED (
     SELECT DISTINCT product_id, warehouse_id FROM sold
 ), grid AS (
     SELECT p.product_id, p.warehouse_id, d.day::date AS day,
@@ -679,7 +681,7 @@ WITH sold AS (
       FROM grid g
       LEFT JOIN sold a ON a.product_id = g.product_id AND a.warehouse_id = g.warehouse_id AND a.day = g.day
       LEFT JOIN sold n ON n.product_id = g.product_id AND n.warehouse_id = g.warehouse_id AND n.day = g.naive_day
-      LEFT JOIN inventory.forecast_daily($1::date, 7 * $3, $2) f
+      LEFT JOIN fc f
              ON f.product_id = g.product_id AND f.warehouse_id = g.warehouse_id AND f.day = g.day
 )
 SELECT (SELECT count(*) FROM pairs), count(*),

@@ -127,19 +127,29 @@ async fn the_forecast_is_sensible_weekly_and_feeds_reordering() {
     .fetch_all(&mut purchasing)
     .await
     .unwrap();
-    assert!(rows.len() > 10, "a forecast per product sold: {}", rows.len());
+    assert!(
+        rows.len() > 10,
+        "a forecast per product sold: {}",
+        rows.len()
+    );
     for r in &rows {
         assert!(
             r.2 >= 0.0 && r.3 >= 0.0 && r.4 >= 0.0 && r.5 >= 0.0,
             "{r:?}"
         );
         assert!(r.6 > 0, "only pairs with a history: {r:?}");
-        assert!((r.2 / 14.0 - r.3).abs() < 0.01, "per_day is units / days: {r:?}");
+        assert!(
+            (r.2 / 14.0 - r.3).abs() < 0.01,
+            "per_day is units / days: {r:?}"
+        );
     }
     // The seed sells far less at weekends, and so does the forecast.
     let weekday: f64 = rows.iter().map(|r| r.4).sum();
     let weekend: f64 = rows.iter().map(|r| r.5).sum();
-    assert!(weekend < 0.6 * weekday, "weekday {weekday}, weekend {weekend}");
+    assert!(
+        weekend < 0.6 * weekday,
+        "weekday {weekday}, weekend {weekend}"
+    );
     // In total, about the recent level: within a factor 2 of the last 8 weeks.
     let forecast_per_day: f64 = rows.iter().map(|r| r.3).sum();
     let history_per_day = rows.iter().map(|r| r.6).sum::<i64>() as f64 / 56.0;
@@ -343,10 +353,6 @@ async fn insights_are_granted_by_group() {
         }
     }
     // The command maps the refusal to exit 5.
-    let out = stockops(
-        &["check", "data"],
-        Some(&shop.url_for("dept_sales")),
-        None,
-    );
+    let out = stockops(&["check", "data"], Some(&shop.url_for("dept_sales")), None);
     assert_code(&out, 5, "check data as dept_sales");
 }
