@@ -15,7 +15,9 @@
 --   N weeks, divided by its mean units per day (1.0 on average). Pooled over
 --   every product: a product sells a few units a week, far too few to learn
 --   seven weekday means of its own, whereas the week's shape is the
---   business's (resellers order on working days);
+--   business's (resellers order on working days). A product's own profile,
+--   shrunk towards the pooled one, scored worse on held-out weeks (README,
+--   Performance);
 -- * recent_factor: the business's units per day over the last 2 weeks over
 --   its units per day over the N weeks, held between 0.5 and 2: the season
 --   and trend, again measured where there is enough data to measure them.
