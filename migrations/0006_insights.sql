@@ -249,6 +249,21 @@ BEGIN
                   JOIN inventory.warehouses w ON w.warehouse_id = coalesce(l.warehouse_id, m.warehouse_id)
                  WHERE coalesce(l.on_hand, 0) <> coalesce(m.total, 0)) x
         UNION ALL
+        -- Reservations: what submitted orders hold, released when fulfilled.
+        SELECT 'reserved_vs_open_orders', 'error', count(*), min(x.label),
+               'stock_levels.reserved differs from the units of the submitted orders'
+          FROM (SELECT p.sku || '@' || w.code || ': reserved ' || coalesce(l.reserved, 0) || ', submitted '
+                       || coalesce(r.total, 0) AS label
+                  FROM inventory.stock_levels l
+                  FULL JOIN (SELECT sl.product_id, so.warehouse_id, sum(sl.quantity) AS total
+                               FROM inventory.sales_orders so
+                               JOIN inventory.sales_order_lines sl USING (sales_order_id)
+                              WHERE so.status = 'submitted' GROUP BY 1, 2) r
+                    ON r.product_id = l.product_id AND r.warehouse_id = l.warehouse_id
+                  JOIN inventory.products p ON p.product_id = coalesce(l.product_id, r.product_id)
+                  JOIN inventory.warehouses w ON w.warehouse_id = coalesce(l.warehouse_id, r.warehouse_id)
+                 WHERE coalesce(l.reserved, 0) <> coalesce(r.total, 0)) x
+        UNION ALL
         SELECT 'sales_orders_without_lines', 'error', count(*), min(o.order_number),
                'sales orders with no line (a line cannot lack its order: foreign key)'
           FROM inventory.sales_orders o

@@ -223,6 +223,10 @@ async fn check_data_is_clean_when_seeded_and_finds_every_planted_defect() {
         UPDATE inventory.stock_levels SET on_hand = on_hand + 7
          WHERE (product_id, warehouse_id) = (SELECT product_id, warehouse_id FROM inventory.stock_levels
                                               ORDER BY 1, 2 LIMIT 1);
+        -- a reservation no submitted order holds
+        UPDATE inventory.stock_levels SET reserved = reserved + 1
+         WHERE (product_id, warehouse_id) = (SELECT product_id, warehouse_id FROM inventory.stock_levels
+                                              WHERE on_hand > reserved ORDER BY 1 DESC, 2 DESC LIMIT 1);
         -- an order with no line, a sent purchase order with no line
         INSERT INTO inventory.sales_orders (order_number, reseller_id, warehouse_id, ordered_at, status)
         SELECT 'IT-EMPTY', min(reseller_id), 1, now(), 'submitted' FROM inventory.resellers;
@@ -299,6 +303,7 @@ async fn check_data_is_clean_when_seeded_and_finds_every_planted_defect() {
             "products_without_price",
             "products_without_supplier",
             "purchase_orders_without_lines",
+            "reserved_vs_open_orders",
             "sales_orders_without_lines",
         ],
         "{json}"
