@@ -883,6 +883,15 @@ pub struct DrillArgs {
     /// Backup id, or `latest` (the default).
     #[arg(default_value = "latest")]
     pub id: String,
+    /// Point-in-time recovery drill of a physical backup and the WAL archive:
+    /// check the archive, recover into a scratch directory, report the real RPO
+    /// (now minus the last replayed commit).
+    #[arg(long, conflicts_with = "target_url")]
+    pub physical: bool,
+    /// physical: recover to this time (RFC 3339, or YYYY-MM-DD HH:MM:SS in UTC)
+    /// instead of the end of the archive.
+    #[arg(long, value_name = "TS", requires = "physical")]
+    pub to_time: Option<String>,
     /// An empty database to restore into, instead of a scratch cluster of our own.
     #[arg(long, value_name = "URL")]
     pub target_url: Option<String>,

@@ -697,3 +697,117 @@ async fn someone_deleted_rows_and_a_point_in_time_restore_brings_them_back() {
     assert!(!holed.exists(), "nothing was extracted");
     conn.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn with_archive_timeout_60_s_a_physical_drill_measures_the_real_rpo() {
+    let dir = temp_dir("wal_rpo");
+    let keys = Keys::new(&dir.join("keys"));
+    let repo = s3_repo("wal-rpo");
+    let config = config_file(&dir, &repo, &keys);
+    open_up(&dir);
+    let cluster = archiving_cluster(&config).await;
+    let mut conn = connect_to(&cluster).await;
+    for sql in [
+        "ALTER SYSTEM SET archive_timeout = '60s'",
+        "SELECT pg_reload_conf()",
+    ] {
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    }
+    sqlx::raw_sql("CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp())")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let env = with_identity(job_env(&repo, &keys), &keys);
+    let url = format!(
+        "postgres://postgres@localhost:{}/postgres?host={}",
+        cluster.port,
+        cluster.dir.display()
+    );
+    assert_success(
+        &stockops_env(&["backup", "--physical"], Some(&url), None, &env),
+        "backup --physical",
+    );
+    // Steady activity, and no manual switch: archive_timeout alone archives
+    // the segment being written, once the backup's own switch is archived.
+    sqlx::raw_sql("INSERT INTO ticks DEFAULT VALUES")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let cur = current_segment(&mut conn).await;
+    let (tl, n) = stockops::wal::segment_number(&cur, 16 << 20).unwrap();
+    let prev = stockops::wal::segment_name(tl, n - 1, 16 << 20);
+    wait_archived(&mut conn, &prev).await;
+    let waited = Instant::now();
+    // (The backup's history file, NAME.OFFSET.backup, may be archived meanwhile: segments only.)
+    let archived_before = Some(prev);
+    let deadline = Instant::now() + Duration::from_secs(100);
+    loop {
+        sqlx::raw_sql("INSERT INTO ticks DEFAULT VALUES")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let (now, failed): (Option<String>, i64) =
+            sqlx::query_as("SELECT last_archived_wal, failed_count FROM pg_stat_archiver")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(failed, 0, "archive_command failed");
+        if now.map(|n| n[..24].to_string()) > archived_before {
+            assert!(
+                waited.elapsed() > Duration::from_secs(30),
+                "archived after {:?}: not by archive_timeout",
+                waited.elapsed()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "archive_timeout archived nothing in 100 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let out = stockops_env(
+        &["drill", "--physical", "--max-rpo", "60", "--json"],
+        None,
+        None,
+        &env,
+    );
+    assert_success(&out, "drill --physical --max-rpo 60");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rpo = report["rpo_seconds"].as_f64().unwrap();
+    assert!((0.0..=60.0).contains(&rpo), "RPO {rpo} s: {report}");
+    assert_eq!(report["ok"], true, "{report}");
+    // The report is stored like the logical drills'.
+    let out = stockops_env(&["drills", "list", "--json"], None, None, &env);
+    assert_success(&out, "drills list");
+    assert!(stdout(&out).contains("point-in-time recovery"));
+
+    // A hole in the archive after the backup fails the drill, naming it.
+    let store = open_store(&repo).await;
+    let last = archived_names(&repo)
+        .await
+        .into_iter()
+        .filter(|a| a.kind == stockops::wal::Kind::Segment)
+        .max_by(|a, b| a.name.cmp(&b.name))
+        .unwrap();
+    // Make the newest segment a hole by archiving one more after it.
+    sqlx::raw_sql("INSERT INTO ticks DEFAULT VALUES")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let current = current_segment(&mut conn).await;
+    sqlx::raw_sql("SELECT pg_switch_wal()")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    wait_archived(&mut conn, &current).await;
+    store.delete(&last.key).await.unwrap();
+    let out = stockops_env(&["drill", "--physical", "--json"], None, None, &env);
+    assert_code(&out, 1, "drill over a hole");
+    assert!(
+        stderr(&out).contains("WAL archive continuous"),
+        "{}",
+        stderr(&out)
+    );
+    conn.close().await.unwrap();
+}
