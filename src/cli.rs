@@ -885,7 +885,7 @@ pub struct DrillArgs {
     pub id: String,
     /// Point-in-time recovery drill of a physical backup and the WAL archive:
     /// check the archive, recover into a scratch directory, report the real RPO
-    /// (now minus the last replayed commit).
+    /// (the drill's start minus the last replayed commit).
     #[arg(long, conflicts_with = "target_url")]
     pub physical: bool,
     /// physical: recover to this time (RFC 3339, or YYYY-MM-DD HH:MM:SS in UTC)
