@@ -4,7 +4,8 @@
 #
 #   WAL push, one process per segment as archive_command runs it, all as the
 #   postgres OS user: `stockops wal push` (file repository, also with two zstd
-#   workers, and the S3 server
+#   workers, and with --ahead 1: each call also pushes the next ready segment
+#   in parallel, as pg_wal/archive_status lists them; and the S3 server
 #   of scripts/testenv.sh when its env file exists), pgBackRest's
 #   `archive-push` (zstd level 3, aes-256-cbc, posix repository: pgBackRest
 #   speaks only HTTPS to S3, the test S3 server only HTTP), and the floor
@@ -73,8 +74,11 @@ sql "SELECT pg_switch_wal()" >/dev/null
 for f in $(ls "$DIR/pg/pg_wal" | grep -E '^[0-9A-F]{24}$' | sort | awk -v s="$first" '$0 > s' | head -n "$SEGMENTS"); do
     cp "$DIR/pg/pg_wal/$f" "$DIR/segs/$f"
 done
+# As in pg_wal: archive_status/NAME.ready beside the segments (for --ahead).
+mkdir -p "$DIR/segs/archive_status"
+for f in "$DIR"/segs/0*; do : >"$DIR/segs/archive_status/$(basename "$f").ready"; done
 chown -R postgres:postgres "$DIR/segs"
-n=$(ls "$DIR/segs" | wc -l)
+n=$(ls "$DIR/segs" | grep -c '^0')
 mib=$((n * 16))
 log "$n segments ($mib MiB) staged"
 
@@ -82,7 +86,7 @@ push_all() { # label, command prefix (the segment path is appended)
     local label=$1; shift
     local t0 s
     t0=$(now)
-    for f in "$DIR"/segs/*; do as_pg "$@" "$f" >/dev/null; done
+    for f in "$DIR"/segs/0*; do as_pg "$@" "$f" >/dev/null; done
     s=$(since "$t0")
     printf '%s\t%s\n' "$label" "$s" >>"$DIR/results"
 }
@@ -93,6 +97,7 @@ export STOCKOPS_AGE_RECIPIENTS=$DIR/recipients.txt
 log "stockops wal push (file repository)"
 STOCKOPS_REPO=file://$DIR/repo-stockops push_all "stockops wal push (file)" "$BIN" wal push
 STOCKOPS_REPO=file://$DIR/repo-stockops-mt push_all "stockops wal push -w2 (file)" "$BIN" wal push --zstd-workers 2
+STOCKOPS_REPO=file://$DIR/repo-stockops-ahead push_all "stockops wal push --ahead 1 (file)" "$BIN" wal push --ahead 1
 if [ -f "$TESTENV" ]; then
     # shellcheck disable=SC1090
     . "$TESTENV"

@@ -736,6 +736,10 @@ pub struct WalPushArgs {
     /// zstd worker threads (0: compress on one thread).
     #[arg(long, default_value_t = 0)]
     pub zstd_workers: u32,
+    /// Also push up to N of the files PostgreSQL has marked ready after this one
+    /// (pg_wal/archive_status), in parallel; the later calls for them find them archived.
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=64))]
+    pub ahead: u64,
 }
 
 #[derive(Debug, Args)]

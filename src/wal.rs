@@ -193,9 +193,65 @@ pub struct Pushed {
     pub stored_bytes: u64,
 }
 
-/// Archive one WAL file. Sealing (hash, zstd, age) on a blocking thread and
-/// the listing of what the archive holds under the name run at once.
+/// Archive one WAL file; with `ahead` above 0, also up to that many of the
+/// files PostgreSQL has marked ready beside it (`archive_status/*.ready`), at
+/// the same time. Only the file asked for decides the outcome: a file pushed
+/// ahead that fails is pushed again when PostgreSQL asks for it, and one that
+/// succeeded makes that later call a quick "already archived" (its digest is
+/// compared, nothing is trusted but the repository).
 pub async fn push(
+    store: &dyn WriteStore,
+    path: &Path,
+    recipients: &Recipients,
+    compression: Compression,
+    ahead: usize,
+) -> anyhow::Result<Pushed> {
+    let others = if ahead > 0 {
+        ready_beside(path, ahead)
+    } else {
+        vec![]
+    };
+    let first = push_one(store, path, recipients, compression);
+    let rest = futures_util::future::join_all(
+        others
+            .iter()
+            .map(|p| push_one(store, p, recipients, compression)),
+    );
+    let (first, rest) = tokio::join!(first, rest);
+    for (p, r) in others.iter().zip(rest) {
+        match r {
+            Ok(pushed) => tracing::debug!(name = %pushed.name, "pushed ahead"),
+            Err(e) => tracing::warn!(file = %p.display(), error = %crate::exit::one_line(&e),
+                                     "pushing ahead failed; it is pushed again when PostgreSQL asks for it"),
+        }
+    }
+    first
+}
+
+/// The files PostgreSQL marked ready for archiving beside `path`, oldest first, `path` excluded.
+fn ready_beside(path: &Path, limit: usize) -> Vec<PathBuf> {
+    let Some(dir) = path.parent() else {
+        return vec![];
+    };
+    let Ok(entries) = std::fs::read_dir(dir.join("archive_status")) else {
+        return vec![];
+    };
+    let this = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n = e.file_name().to_str()?.strip_suffix(".ready")?.to_string();
+            (n != this && WalName::parse(&n).is_some()).then_some(n)
+        })
+        .collect();
+    names.sort();
+    names.truncate(limit);
+    names.into_iter().map(|n| dir.join(n)).collect()
+}
+
+/// Archive one WAL file: its digest and the listing of what the archive holds
+/// under its name at once; compress, encrypt and upload only when needed.
+async fn push_one(
     store: &dyn WriteStore,
     path: &Path,
     recipients: &Recipients,
@@ -205,24 +261,22 @@ pub async fn push(
     let data = tokio::fs::read(path)
         .await
         .with_context(|| format!("reading {}", path.display()))?;
-    let recipients = recipients.clone();
-    let sealing = tokio::task::spawn_blocking(move || {
-        let out = Vec::with_capacity(data.len() / 2 + 1024);
-        pipeline::seal(&data[..], out, &recipients, compression, |_| {})
+    let hashing = tokio::task::spawn_blocking(move || {
+        let d = pipeline::digest(&data[..]);
+        (data, d)
     });
-    let (sealed, existing) = tokio::join!(sealing, archived(store, &wal));
-    let (bytes, digests) = sealed
-        .context("the compression thread panicked")?
-        .with_context(|| format!("compressing and encrypting {}", wal.name))?;
+    let (hashed, existing) = tokio::join!(hashing, archived(store, &wal));
+    let (data, plain) = hashed.context("the hashing thread panicked")?;
+    let plain = plain?;
     let existing = existing?;
-    let sha = &digests.plain.sha256;
+    let sha = &plain.sha256;
     if let Some(same) = existing.iter().find(|a| &a.sha256 == sha) {
         tracing::debug!(name = %wal.name, key = %same.key, "already archived, identical: nothing to do");
         return Ok(Pushed {
             name: wal.name,
             key: same.key.clone(),
             already_archived: true,
-            plain_bytes: digests.plain.bytes,
+            plain_bytes: plain.bytes,
             stored_bytes: same.stored_bytes,
         });
     }
@@ -240,6 +294,17 @@ pub async fn push(
             )
         ));
     }
+    let recipients = recipients.clone();
+    let (bytes, digests) = tokio::task::spawn_blocking(move || {
+        let out = Vec::with_capacity(data.len() / 2 + 1024);
+        pipeline::seal(&data[..], out, &recipients, compression, |_| {})
+    })
+    .await
+    .context("the compression thread panicked")?
+    .with_context(|| format!("compressing and encrypting {}", wal.name))?;
+    if digests.plain != plain {
+        bail!("{} changed while it was being archived", path.display());
+    }
     let key = wal.key(sha);
     let stored = bytes.len() as u64;
     let info = store.put(&key, bytes).await?;
@@ -249,12 +314,12 @@ pub async fn push(
             info.size
         );
     }
-    tracing::debug!(name = %wal.name, %key, plain = digests.plain.bytes, stored, "archived");
+    tracing::debug!(name = %wal.name, %key, plain = plain.bytes, stored, "archived");
     Ok(Pushed {
         name: wal.name,
         key,
         already_archived: false,
-        plain_bytes: digests.plain.bytes,
+        plain_bytes: plain.bytes,
         stored_bytes: stored,
     })
 }

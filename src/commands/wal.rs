@@ -29,7 +29,14 @@ async fn push(settings: &Settings, args: WalPushArgs) -> anyhow::Result<u8> {
         level: args.zstd_level,
         workers: args.zstd_workers,
     };
-    let pushed = wal::push(store.as_ref(), &args.path, &recipients, compression).await?;
+    let pushed = wal::push(
+        store.as_ref(),
+        &args.path,
+        &recipients,
+        compression,
+        args.ahead as usize,
+    )
+    .await?;
     if !pushed.already_archived {
         tracing::debug!(name = %pushed.name, stored = pushed.stored_bytes, "pushed");
     }

@@ -63,12 +63,13 @@ async fn connect_to(cluster: &ScratchCluster) -> PgConnection {
         .unwrap()
 }
 
-/// A scratch cluster whose archive_command is `stockops --config FILE wal push %p`.
+/// A scratch cluster whose archive_command is `stockops --config FILE wal push --ahead 2 %p`.
 async fn archiving_cluster(config: &Path) -> ScratchCluster {
     use_s3_env();
     let cluster = ScratchCluster::start(15, false).expect("a scratch cluster");
     let mut conn = connect_to(&cluster).await;
-    let command = format!("{BIN} --config {} wal push %p", config.display());
+    // --ahead: each call may push the next ready files too; the later calls find them archived.
+    let command = format!("{BIN} --config {} wal push --ahead 2 %p", config.display());
     for sql in [
         "ALTER SYSTEM SET archive_mode = 'on'".to_string(),
         format!("ALTER SYSTEM SET archive_command = '{command}'"),
