@@ -193,12 +193,13 @@ pub struct Pushed {
     pub stored_bytes: u64,
 }
 
-/// Archive one WAL file; with `ahead` above 0, also up to that many of the
-/// files PostgreSQL has marked ready beside it (`archive_status/*.ready`), at
-/// the same time. Only the file asked for decides the outcome: a file pushed
-/// ahead that fails is pushed again when PostgreSQL asks for it, and one that
-/// succeeded makes that later call a quick "already archived" (its digest is
-/// compared, nothing is trusted but the repository).
+/// Archive one WAL file; with `ahead` above 0, and when the file asked for
+/// is not archived yet, also up to that many of the files PostgreSQL has
+/// marked ready beside it (`archive_status/*.ready`), at the same time. The
+/// later calls for those find them archived and return at once, so on N+1
+/// cores N+1 files go in the time of one. Only the file asked for decides the
+/// outcome: a file pushed ahead that fails is pushed again when PostgreSQL
+/// asks for it (its digest is compared, nothing is trusted but the repository).
 pub async fn push(
     store: &dyn WriteStore,
     path: &Path,
@@ -206,18 +207,21 @@ pub async fn push(
     compression: Compression,
     ahead: usize,
 ) -> anyhow::Result<Pushed> {
+    let needed = match check(store, path).await? {
+        Checked::Archived(pushed) => return Ok(pushed),
+        Checked::Needed(n) => n,
+    };
     let others = if ahead > 0 {
         ready_beside(path, ahead)
     } else {
         vec![]
     };
-    let first = push_one(store, path, recipients, compression);
     let rest = futures_util::future::join_all(
         others
             .iter()
             .map(|p| push_one(store, p, recipients, compression)),
     );
-    let (first, rest) = tokio::join!(first, rest);
+    let (first, rest) = tokio::join!(upload(store, needed, recipients, compression), rest);
     for (p, r) in others.iter().zip(rest) {
         match r {
             Ok(pushed) => tracing::debug!(name = %pushed.name, "pushed ahead"),
@@ -228,7 +232,8 @@ pub async fn push(
     first
 }
 
-/// The files PostgreSQL marked ready for archiving beside `path`, oldest first, `path` excluded.
+/// The files PostgreSQL marked ready for archiving beside `path` that come
+/// after it, oldest first (the archiver takes them in that order).
 fn ready_beside(path: &Path, limit: usize) -> Vec<PathBuf> {
     let Some(dir) = path.parent() else {
         return vec![];
@@ -241,7 +246,7 @@ fn ready_beside(path: &Path, limit: usize) -> Vec<PathBuf> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let n = e.file_name().to_str()?.strip_suffix(".ready")?.to_string();
-            (n != this && WalName::parse(&n).is_some()).then_some(n)
+            (n.as_str() > this && WalName::parse(&n).is_some()).then_some(n)
         })
         .collect();
     names.sort();
@@ -249,14 +254,22 @@ fn ready_beside(path: &Path, limit: usize) -> Vec<PathBuf> {
     names.into_iter().map(|n| dir.join(n)).collect()
 }
 
-/// Archive one WAL file: its digest and the listing of what the archive holds
-/// under its name at once; compress, encrypt and upload only when needed.
-async fn push_one(
-    store: &dyn WriteStore,
-    path: &Path,
-    recipients: &Recipients,
-    compression: Compression,
-) -> anyhow::Result<Pushed> {
+/// A file the archive lacks, read and hashed.
+struct Needed {
+    wal: WalName,
+    path: PathBuf,
+    data: Vec<u8>,
+    plain: pipeline::Digest,
+}
+
+enum Checked {
+    Archived(Pushed),
+    Needed(Needed),
+}
+
+/// One WAL file: its digest and the listing of what the archive holds under
+/// its name, at once. Identical: done; different: refused; absent: to upload.
+async fn check(store: &dyn WriteStore, path: &Path) -> anyhow::Result<Checked> {
     let wal = name_of(path)?;
     let data = tokio::fs::read(path)
         .await
@@ -272,13 +285,13 @@ async fn push_one(
     let sha = &plain.sha256;
     if let Some(same) = existing.iter().find(|a| &a.sha256 == sha) {
         tracing::debug!(name = %wal.name, key = %same.key, "already archived, identical: nothing to do");
-        return Ok(Pushed {
+        return Ok(Checked::Archived(Pushed {
             name: wal.name,
             key: same.key.clone(),
             already_archived: true,
             plain_bytes: plain.bytes,
             stored_bytes: same.stored_bytes,
-        });
+        }));
     }
     if let Some(other) = existing.first() {
         bail!(exit::Coded::new(
@@ -294,6 +307,27 @@ async fn push_one(
             )
         ));
     }
+    Ok(Checked::Needed(Needed {
+        wal,
+        path: path.to_path_buf(),
+        data,
+        plain,
+    }))
+}
+
+/// Compress, encrypt and store a file the archive lacks, in one PUT.
+async fn upload(
+    store: &dyn WriteStore,
+    n: Needed,
+    recipients: &Recipients,
+    compression: Compression,
+) -> anyhow::Result<Pushed> {
+    let Needed {
+        wal,
+        path,
+        data,
+        plain,
+    } = n;
     let recipients = recipients.clone();
     let (bytes, digests) = tokio::task::spawn_blocking(move || {
         let out = Vec::with_capacity(data.len() / 2 + 1024);
@@ -305,7 +339,7 @@ async fn push_one(
     if digests.plain != plain {
         bail!("{} changed while it was being archived", path.display());
     }
-    let key = wal.key(sha);
+    let key = wal.key(&plain.sha256);
     let stored = bytes.len() as u64;
     let info = store.put(&key, bytes).await?;
     if info.size != stored {
@@ -322,6 +356,19 @@ async fn push_one(
         plain_bytes: plain.bytes,
         stored_bytes: stored,
     })
+}
+
+/// Check, then upload if needed: one file, nothing ahead.
+async fn push_one(
+    store: &dyn WriteStore,
+    path: &Path,
+    recipients: &Recipients,
+    compression: Compression,
+) -> anyhow::Result<Pushed> {
+    match check(store, path).await? {
+        Checked::Archived(pushed) => Ok(pushed),
+        Checked::Needed(n) => upload(store, n, recipients, compression).await,
+    }
 }
 
 fn name_of(path: &Path) -> anyhow::Result<WalName> {
