@@ -162,9 +162,9 @@ floor=$(awk -F'\t' '$1 == "zstd -3 | age -R" {print $2}' "$DIR/results")
 pgbr=$(awk -F'\t' '$1 == "pgbackrest archive-push" {print $2}' "$DIR/results")
 echo
 echo "WAL push: $n segments of 16 MiB, one process each, as the postgres OS user ($(nproc) CPUs)"
-printf '%-28s %9s %11s %11s %12s\n' "tool" "seconds" "segments/s" "vs floor" "vs pgbackrest"
+printf '%-36s %9s %11s %11s %12s\n' "tool" "seconds" "segments/s" "vs floor" "vs pgbackrest"
 while IFS=$'\t' read -r label s; do
-    printf '%-28s %9.2f %11.1f %10.2fx %12.2fx\n' "$label" "$s" "$(echo "$n / $s" | bc -l)" \
+    printf '%-36s %9.2f %11.1f %10.2fx %12.2fx\n' "$label" "$s" "$(echo "$n / $s" | bc -l)" \
         "$(echo "$floor / $s" | bc -l)" "$(echo "$pgbr / $s" | bc -l)"
 done <"$DIR/results"
 size=$(sql "SELECT pg_size_pretty(sum(pg_database_size(oid))) FROM pg_database")
