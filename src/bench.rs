@@ -61,25 +61,9 @@ pub async fn procedures(
     seconds: u64,
     keep: bool,
 ) -> anyhow::Result<Vec<ProcedureBench>> {
-    let name = format!("stockops_bench_{}", std::process::id());
-    let mut conn = connect(admin).await?;
-    sqlx::raw_sql(&format!("CREATE DATABASE {}", ident(&name)))
-        .execute(&mut conn)
-        .await
-        .context("creating the scratch database (the bench needs CREATEDB)")?;
-    let opts = admin.clone().database(&name);
-    let result = run_procedures(&opts, &name, clients, seconds).await;
-    if !keep {
-        sqlx::raw_sql(&format!("DROP DATABASE {} WITH (FORCE)", ident(&name)))
-            .execute(&mut conn)
-            .await?;
-        sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {}", ident(&name)))
-            .execute(&mut conn)
-            .await?;
-    } else {
-        tracing::info!(database = %name, login = %name, "kept the scratch database and its login");
-    }
-    result
+    let scratch = Scratch::create(admin, format!("stockops_bench_{}", std::process::id())).await?;
+    let result = run_procedures(&scratch.opts, &scratch.name, clients, seconds).await;
+    scratch.finish(result, keep).await
 }
 
 async fn run_procedures(
@@ -178,6 +162,45 @@ async fn measure(
         t.await??;
     }
     Ok(calls.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// A scratch database a benchmark runs in, and the login of the same name
+/// some benchmarks add: both dropped by [`Scratch::finish`] unless kept.
+struct Scratch {
+    admin: PgConnection,
+    name: String,
+    opts: PgConnectOptions,
+}
+
+impl Scratch {
+    async fn create(admin: &PgConnectOptions, name: String) -> anyhow::Result<Self> {
+        let mut conn = connect(admin).await?;
+        sqlx::raw_sql(&format!("CREATE DATABASE {}", ident(&name)))
+            .execute(&mut conn)
+            .await
+            .context("creating the scratch database (the bench needs CREATEDB)")?;
+        let opts = admin.clone().database(&name);
+        Ok(Self {
+            admin: conn,
+            name,
+            opts,
+        })
+    }
+
+    /// Drop the database and its login (unless `keep`), then hand `result` on.
+    async fn finish<T>(mut self, result: anyhow::Result<T>, keep: bool) -> anyhow::Result<T> {
+        if keep {
+            tracing::info!(database = %self.name, login = %self.name, "kept the scratch database and its login");
+            return result;
+        }
+        sqlx::raw_sql(&format!("DROP DATABASE {} WITH (FORCE)", ident(&self.name)))
+            .execute(&mut self.admin)
+            .await?;
+        sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {}", ident(&self.name)))
+            .execute(&mut self.admin)
+            .await?;
+        result
+    }
 }
 
 async fn connect(opts: &PgConnectOptions) -> anyhow::Result<PgConnection> {
@@ -483,23 +506,13 @@ pub async fn watch(
     gap: Duration,
     keep: bool,
 ) -> anyhow::Result<WatchBench> {
-    let name = format!("stockops_bench_watch_{}", std::process::id());
-    let mut conn = connect(admin).await?;
-    sqlx::raw_sql(&format!("CREATE DATABASE {}", ident(&name)))
-        .execute(&mut conn)
-        .await
-        .context("creating the scratch database (the bench needs CREATEDB)")?;
-    let opts = admin.clone().database(&name);
-    let result = run_watch(&opts, &name, changes, gap).await;
-    if !keep {
-        sqlx::raw_sql(&format!("DROP DATABASE {} WITH (FORCE)", ident(&name)))
-            .execute(&mut conn)
-            .await?;
-        sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {}", ident(&name)))
-            .execute(&mut conn)
-            .await?;
-    }
-    result
+    let scratch = Scratch::create(
+        admin,
+        format!("stockops_bench_watch_{}", std::process::id()),
+    )
+    .await?;
+    let result = run_watch(&scratch.opts, &scratch.name, changes, gap).await;
+    scratch.finish(result, keep).await
 }
 
 async fn run_watch(
@@ -702,22 +715,13 @@ pub async fn forecast(
     holdout_weeks: i32,
     keep: bool,
 ) -> anyhow::Result<ForecastBench> {
-    let name = format!("stockops_bench_forecast_{}", std::process::id());
-    let mut conn = connect(admin).await?;
-    sqlx::raw_sql(&format!("CREATE DATABASE {}", ident(&name)))
-        .execute(&mut conn)
-        .await
-        .context("creating the scratch database (the bench needs CREATEDB)")?;
-    let opts = admin.clone().database(&name);
-    let result = run_forecast(&opts, scale, history_weeks, holdout_weeks).await;
-    if !keep {
-        sqlx::raw_sql(&format!("DROP DATABASE {} WITH (FORCE)", ident(&name)))
-            .execute(&mut conn)
-            .await?;
-    } else {
-        tracing::info!(database = %name, "kept the scratch database");
-    }
-    result
+    let scratch = Scratch::create(
+        admin,
+        format!("stockops_bench_forecast_{}", std::process::id()),
+    )
+    .await?;
+    let result = run_forecast(&scratch.opts, scale, history_weeks, holdout_weeks).await;
+    scratch.finish(result, keep).await
 }
 
 async fn run_forecast(
