@@ -61,19 +61,10 @@ pub async fn run(settings: &Settings, args: BackupArgs) -> anyhow::Result<u8> {
         &opts,
     )
     .await;
-    let figures = match &result {
-        Ok(s) => vec![
-            ("bytes{kind=\"plain\"}", s.bytes_in as f64),
-            ("bytes{kind=\"stored\"}", s.bytes_stored as f64),
-        ],
-        Err(_) => vec![],
-    };
-    crate::metrics::record_or_warn(
-        args.metrics_file.as_deref(),
-        "backup",
-        result.is_ok(),
-        started.elapsed().as_secs_f64(),
-        &figures,
+    record_metrics(
+        &args,
+        started,
+        result.as_ref().ok().map(|s| (s.bytes_in, s.bytes_stored)),
     );
     let summary = result?;
     if args.json {
@@ -113,19 +104,10 @@ async fn physical(
         opts,
     )
     .await;
-    let figures = match &result {
-        Ok(s) => vec![
-            ("bytes{kind=\"plain\"}", s.bytes_in as f64),
-            ("bytes{kind=\"stored\"}", s.bytes_stored as f64),
-        ],
-        Err(_) => vec![],
-    };
-    crate::metrics::record_or_warn(
-        args.metrics_file.as_deref(),
-        "backup",
-        result.is_ok(),
-        started.elapsed().as_secs_f64(),
-        &figures,
+    record_metrics(
+        args,
+        started,
+        result.as_ref().ok().map(|s| (s.bytes_in, s.bytes_stored)),
     );
     let summary = result?;
     if args.json {
@@ -146,4 +128,22 @@ async fn physical(
         );
     }
     Ok(exit::SUCCESS)
+}
+
+/// The backup's metrics: its sizes on success, the failure time otherwise.
+fn record_metrics(args: &BackupArgs, started: Instant, sizes: Option<(u64, u64)>) {
+    let figures = match sizes {
+        Some((plain, stored)) => vec![
+            ("bytes{kind=\"plain\"}", plain as f64),
+            ("bytes{kind=\"stored\"}", stored as f64),
+        ],
+        None => vec![],
+    };
+    crate::metrics::record_or_warn(
+        args.metrics_file.as_deref(),
+        "backup",
+        sizes.is_some(),
+        started.elapsed().as_secs_f64(),
+        &figures,
+    );
 }
