@@ -299,15 +299,7 @@ pub async fn run(
         ok: checks.iter().all(|c| c.ok),
         checks,
     };
-    let key = format!(
-        "drills/{}/{}.json",
-        m.id,
-        started_at.format("%Y%m%dT%H%M%S%.3fZ")
-    );
-    store
-        .put(&key, serde_json::to_vec_pretty(&report)?)
-        .await
-        .context("storing the drill report")?;
+    crate::drill::store_report(store, &report).await?;
     Ok(report)
 }
 
@@ -512,6 +504,21 @@ async fn smoke_calls(
         });
     }
     Ok(checks)
+}
+
+/// Store a report at `drills/<backup id>/<start time>.json`, where
+/// `drills list` and `doctor` find it.
+pub async fn store_report(store: &dyn WriteStore, report: &DrillReport) -> anyhow::Result<()> {
+    let key = format!(
+        "drills/{}/{}.json",
+        report.backup,
+        report.started_at.format("%Y%m%dT%H%M%S%.3fZ")
+    );
+    store
+        .put(&key, serde_json::to_vec_pretty(report)?)
+        .await
+        .context("storing the drill report")?;
+    Ok(())
 }
 
 /// Stored drill reports, oldest first.

@@ -561,15 +561,7 @@ pub async fn drill(
         ok: checks.iter().all(|c| c.ok),
         checks,
     };
-    let key = format!(
-        "drills/{}/{}.json",
-        m.id,
-        started_at.format("%Y%m%dT%H%M%S%.3fZ")
-    );
-    store
-        .put(&key, serde_json::to_vec_pretty(&report)?)
-        .await
-        .context("storing the drill report")?;
+    crate::drill::store_report(store, &report).await?;
     Ok(report)
 }
 
