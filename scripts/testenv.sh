@@ -50,6 +50,13 @@ install_packages() {
     command -v curl >/dev/null || missing+=(curl)
     command -v age >/dev/null || missing+=(age)
     command -v zstd >/dev/null || missing+=(zstd)
+    # The tests' own tools: certificates for the production simulation,
+    # systemd-analyze for the units, perl for a throttled pg_dump, tar for
+    # physical backups.
+    command -v openssl >/dev/null || missing+=(openssl)
+    command -v systemd-analyze >/dev/null || missing+=(systemd)
+    command -v perl >/dev/null || missing+=(perl)
+    command -v tar >/dev/null || missing+=(tar)
     if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
