@@ -180,8 +180,8 @@ pub async fn run(
     })
 }
 
-/// Refuse an archive with a hole after the backup; the newest segment of
-/// the backup's timeline, if any.
+/// Refuse an archive with a hole after the backup; the newest segment
+/// recovery can reach from it, if any.
 async fn continuous_from(store: &dyn ReadStore, m: &Manifest) -> anyhow::Result<Option<String>> {
     let w = m
         .wal
@@ -196,23 +196,7 @@ async fn continuous_from(store: &dyn ReadStore, m: &Manifest) -> anyhow::Result<
             w.start_segment.clone()
         },
     };
-    let v = crate::wal::verify(store, Some(&start), w.segment_size).await?;
-    let tl = format!("{:08X}", w.timeline);
-    let Some(t) = v.timelines.iter().find(|t| t.timeline == tl) else {
-        return Ok(None);
-    };
-    if let Some(g) = t.gaps.first() {
-        return Err(exit::Coded::new(
-            exit::FAILURE,
-            format!(
-                "the WAL archive misses {} segment(s) from {} on after backup {}: recovery to its end would stop \
-                 there; recover to a time or LSN before it (--to-time, --to-lsn), or from a newer backup",
-                g.missing, g.from, m.id
-            ),
-        )
-        .into());
-    }
-    Ok(Some(t.newest.clone()))
+    crate::wal::continuous_after(store, &start, w.segment_size).await
 }
 
 fn describe(t: &Target) -> String {

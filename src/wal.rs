@@ -636,6 +636,33 @@ pub async fn verify(
     })
 }
 
+/// The newest archived segment recovery can reach from `start` (none when
+/// nothing was archived after it); an error naming the first hole, which
+/// recovery to the end of the archive would silently stop at.
+pub async fn continuous_after(
+    store: &dyn ReadStore,
+    start: &Start,
+    segment_size: u64,
+) -> anyhow::Result<Option<String>> {
+    let v = verify(store, Some(start), segment_size).await?;
+    let tl = format!("{:08X}", start.timeline);
+    let Some(t) = v.timelines.iter().find(|t| t.timeline == tl) else {
+        return Ok(None);
+    };
+    if let Some(g) = t.gaps.first() {
+        return Err(crate::exit::Coded::new(
+            crate::exit::FAILURE,
+            format!(
+                "the WAL archive misses {} segment(s) from {} on after backup {}: recovery to its end would stop \
+                 there; recover to a time or LSN before it (--to-time, --to-lsn), or from a newer backup",
+                g.missing, g.from, start.backup
+            ),
+        )
+        .into());
+    }
+    Ok(Some(t.newest.clone()))
+}
+
 /// The runs missing from `first` to the last of the sorted `numbers`.
 fn gaps(tl: u32, first: u64, numbers: &[u64], segment_size: u64) -> Vec<Gap> {
     let mut out = Vec::new();
