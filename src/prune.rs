@@ -4,8 +4,9 @@
 //!
 //! The policy reads like restic's `forget`: keep the newest N backups, and
 //! the newest backup of each of the last N days, ISO weeks and months that
-//! have one. Every backup in the plan carries the reasons it is kept. The
-//! newest complete backup is always kept, whatever the policy says.
+//! have one, applied to logical and to physical backups separately. Every
+//! backup in the plan carries the reasons it is kept. The newest complete
+//! backup of each kind is always kept, whatever the policy says.
 //!
 //! The WAL archive follows the physical backups: once the plan is made, the
 //! archived WAL files numbered below the start of the oldest physical backup
@@ -93,45 +94,17 @@ pub fn plan(
         .collect();
     complete.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.id.cmp(&a.0.id)));
     let mut reasons: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for (i, (l, _)) in complete.iter().enumerate() {
-        if i < policy.keep_last {
-            reasons
-                .entry(&l.id)
-                .or_default()
-                .push(format!("last {}", policy.keep_last));
-        }
-    }
-    let buckets: [(usize, &str, Bucket); 3] = [
-        (policy.keep_daily, "daily", |t| {
-            t.format("%Y-%m-%d").to_string()
-        }),
-        (policy.keep_weekly, "weekly", |t| {
-            format!("{}-W{:02}", t.iso_week().year(), t.iso_week().week())
-        }),
-        (policy.keep_monthly, "monthly", |t| {
-            t.format("%Y-%m").to_string()
-        }),
-    ];
-    for (n, name, bucket) in buckets {
-        let mut seen = BTreeSet::new();
-        for (l, at) in &complete {
-            if seen.len() >= n {
-                break;
-            }
-            let b = bucket(at);
-            if seen.insert(b.clone()) {
-                reasons
-                    .entry(&l.id)
-                    .or_default()
-                    .push(format!("{name} {b}"));
-            }
-        }
-    }
-    if let Some((newest, _)) = complete.first() {
-        reasons
-            .entry(&newest.id)
-            .or_default()
-            .push("newest complete backup (always kept)".into());
+    // Logical and physical backups serve different recoveries: the policy
+    // applies to each kind on its own, so frequent logical backups never
+    // push the physical ones (and the WAL window they hold) out.
+    let kinds: BTreeSet<&str> = complete.iter().map(|(l, _)| kind_of(l)).collect();
+    for kind in kinds {
+        let mine: Vec<(&Listing, DateTime<Utc>)> = complete
+            .iter()
+            .filter(|(l, _)| kind_of(l) == kind)
+            .copied()
+            .collect();
+        keep_by_policy(&mine, policy, kind, &mut reasons);
     }
     let mut out: Vec<Decision> = complete
         .iter()
@@ -161,6 +134,62 @@ pub fn plan(
     }
     out.sort_by(|a, b| b.id.cmp(&a.id));
     out
+}
+
+fn kind_of(l: &Listing) -> &str {
+    match l.manifest.as_ref() {
+        Some(m) if m.is_physical() => "physical",
+        _ => "logical",
+    }
+}
+
+/// The reasons `policy` keeps backups of one kind (`complete`, newest first).
+fn keep_by_policy<'a>(
+    complete: &[(&'a Listing, DateTime<Utc>)],
+    policy: Policy,
+    kind: &str,
+    reasons: &mut BTreeMap<&'a str, Vec<String>>,
+) {
+    for (i, (l, _)) in complete.iter().enumerate() {
+        if i < policy.keep_last {
+            reasons
+                .entry(&l.id)
+                .or_default()
+                .push(format!("last {} {kind}", policy.keep_last));
+        }
+    }
+    let buckets: [(usize, &str, Bucket); 3] = [
+        (policy.keep_daily, "daily", |t| {
+            t.format("%Y-%m-%d").to_string()
+        }),
+        (policy.keep_weekly, "weekly", |t| {
+            format!("{}-W{:02}", t.iso_week().year(), t.iso_week().week())
+        }),
+        (policy.keep_monthly, "monthly", |t| {
+            t.format("%Y-%m").to_string()
+        }),
+    ];
+    for (n, name, bucket) in buckets {
+        let mut seen = BTreeSet::new();
+        for (l, at) in complete {
+            if seen.len() >= n {
+                break;
+            }
+            let b = bucket(at);
+            if seen.insert(b.clone()) {
+                reasons
+                    .entry(&l.id)
+                    .or_default()
+                    .push(format!("{name} {kind} {b}"));
+            }
+        }
+    }
+    if let Some((newest, _)) = complete.first() {
+        reasons
+            .entry(&newest.id)
+            .or_default()
+            .push(format!("newest complete {kind} backup (always kept)"));
+    }
 }
 
 /// The start time an id encodes.
@@ -323,6 +352,56 @@ mod tests {
         }
     }
 
+    fn physical(at: &str) -> Listing {
+        let mut l = listing(at, true);
+        l.manifest.as_mut().unwrap().kind = crate::catalog::PHYSICAL.into();
+        l
+    }
+
+    #[test]
+    fn each_kind_has_the_policy_to_itself() {
+        // Logical backups every hour, physical ones once a day: "last 2"
+        // keeps two of each, never the physical ones out of the window.
+        let mut listings = vec![
+            physical("2026-03-30T01:00:00Z"),
+            physical("2026-03-31T01:00:00Z"),
+        ];
+        for h in 2..10 {
+            listings.push(listing(&format!("2026-03-31T{h:02}:00:00Z"), true));
+        }
+        let policy = Policy {
+            keep_last: 2,
+            ..Policy::default()
+        };
+        let d = plan(
+            &listings,
+            policy,
+            "2026-04-01T00:00:00Z".parse().unwrap(),
+            chrono::Duration::hours(1),
+        );
+        let k = kept(&d);
+        assert_eq!(
+            k,
+            vec![
+                "2026-03-30 01",
+                "2026-03-31 01",
+                "2026-03-31 08",
+                "2026-03-31 09"
+            ]
+        );
+        let newest_physical = d
+            .iter()
+            .find(|x| x.snapshot_at == Some("2026-03-31T01:00:00Z".parse().unwrap()))
+            .unwrap();
+        assert!(
+            newest_physical
+                .reasons
+                .contains(&"newest complete physical backup (always kept)".to_string()),
+            "{:?}",
+            newest_physical.reasons
+        );
+    }
+
     fn kept(d: &[Decision]) -> Vec<String> {
         let mut v: Vec<String> = d
             .iter()
@@ -373,7 +452,7 @@ mod tests {
             })
             .unwrap();
         assert!(newest.reasons.iter().any(|r| r.contains("newest")));
-        assert!(newest.reasons.iter().any(|r| r == "monthly 2026-03"));
+        assert!(newest.reasons.iter().any(|r| r == "monthly logical 2026-03"));
     }
 
     #[test]
