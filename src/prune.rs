@@ -452,7 +452,10 @@ mod tests {
             })
             .unwrap();
         assert!(newest.reasons.iter().any(|r| r.contains("newest")));
-        assert!(newest.reasons.iter().any(|r| r == "monthly logical 2026-03"));
+        assert!(newest
+            .reasons
+            .iter()
+            .any(|r| r == "monthly logical 2026-03"));
     }
 
     #[test]
