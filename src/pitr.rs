@@ -54,6 +54,10 @@ pub struct PitrOptions {
     pub identity_file: PathBuf,
     /// Give up waiting for recovery after this long.
     pub timeout: Duration,
+    /// A throwaway copy (a drill): its own pg_hba.conf lets any local login
+    /// in without a password, for the drill's checks; its socket is in the
+    /// 0700 data directory, so only its owner (and root) can reach it.
+    pub throwaway: bool,
 }
 
 /// What `restore --physical --json` prints.
@@ -314,8 +318,43 @@ fn write_settings(dir: &Path, opts: &PitrOptions, id: &str) -> anyhow::Result<()
         Target::Lsn(l) => format!("recovery_target_lsn = {}\n", conf_str(l)),
         Target::Latest => String::new(),
     };
+    // A cluster whose configuration lives outside its data directory (the
+    // Debian layout, /etc/postgresql/15/main) arrives without it: the copy
+    // gets a minimal one of its own; only the postgres OS user may log in.
+    let own_conf = !dir.join("postgresql.conf").exists();
+    if own_conf {
+        std::fs::write(
+            dir.join("postgresql.conf"),
+            format!(
+                "# written by stockops restore --physical {id}: the backed-up cluster kept its \
+                 configuration outside its data directory\n"
+            ),
+        )?;
+    }
+    let hba = dir.join("stockops-restore-hba.conf");
+    let hba_setting = if opts.throwaway {
+        std::fs::write(
+            &hba,
+            "# a drill's throwaway copy: its socket is in the 0700 data directory\nlocal all all trust\n",
+        )?;
+        format!("hba_file = {}\n", conf_str(&hba.display().to_string()))
+    } else if own_conf || !dir.join("pg_hba.conf").exists() {
+        std::fs::write(
+            &hba,
+            "# a copy beside production: the postgres OS user only, over its socket\nlocal all postgres peer\n",
+        )?;
+        let ident = dir.join("stockops-restore-ident.conf");
+        std::fs::write(&ident, "")?;
+        format!(
+            "hba_file = {}\nident_file = {}\n",
+            conf_str(&hba.display().to_string()),
+            conf_str(&ident.display().to_string())
+        )
+    } else {
+        String::new()
+    };
     let settings = format!(
-        "\n# stockops restore --physical {id}\n\
+        "\n# stockops restore --physical {id}\n{hba_setting}\
          restore_command = {}\n{target}\
          recovery_target_action = 'promote'\n\
          recovery_target_timeline = 'latest'\n\
@@ -480,6 +519,7 @@ pub async fn drill(
             s3_path_style: opts.s3_path_style,
             identity_file: opts.identity_file.clone(),
             timeout: opts.timeout,
+            throwaway: true,
         };
         let result = run(store, m, ids, &pitr_opts).await;
         phases.push(Phase {
@@ -495,13 +535,22 @@ pub async fn drill(
             },
         });
         reached = result.ok();
+        if reached.is_some() {
+            // 3. What a logical drill checks, in each database of the stockops schema.
+            let t = Instant::now();
+            checks.extend(crate::drill::check_recovered_cluster(&dir, pitr_opts.port).await);
+            phases.push(Phase {
+                name: "verify".into(),
+                seconds: t.elapsed().as_secs_f64(),
+            });
+        }
         if !opts.keep {
             stop_and_remove(&dir, m.server_major());
         } else {
             tracing::info!(dir = %dir.display(), "kept the recovered cluster");
         }
     }
-    // 3. The figures.
+    // 4. The figures.
     let rto = clock.elapsed().as_secs_f64();
     let last_commit = reached
         .as_ref()

@@ -120,6 +120,7 @@ async fn physical(
         s3_path_style: settings.s3_path_style,
         identity_file,
         timeout: std::time::Duration::from_secs(args.recovery_timeout),
+        throwaway: false,
     };
     tracing::info!(id = %m.id, dir = %opts.target_dir.display(), port = opts.port, "physical restore");
     let report = pitr::run(store.as_ref(), &m, identities, &opts).await?;

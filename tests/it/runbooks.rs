@@ -25,7 +25,7 @@ fn sh_blocks(markdown: &str) -> Vec<String> {
     blocks
 }
 
-fn run_runbook(file: &str, env: &[(String, String)]) {
+pub(crate) fn run_runbook(file: &str, env: &[(String, String)]) {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
     let blocks = sh_blocks(&text);
     assert!(!blocks.is_empty(), "{file} has no sh block");
