@@ -25,6 +25,12 @@ pub const INTERRUPTED: u8 = 7;
 /// the end of every recovery: PostgreSQL asks for the next file until one is
 /// missing).
 pub const NOT_FOUND: u8 = 8;
+/// `wal fetch`: the file could not be restored for any other reason
+/// (repository unreachable, wrong key, corrupt object, bad configuration).
+/// PostgreSQL takes a code above 125 as fatal and stops recovery, where 1 to
+/// 125 would mean "no such file" and end it early (126 and 127 it reports as
+/// "command not executable" and "not found": 128, as git's fatal errors).
+pub const RECOVERY_ABORT: u8 = 128;
 
 /// The table printed by `--help`.
 pub const HELP: &str = "\
@@ -39,7 +45,9 @@ Exit codes:
   6  another stockops run holds the lock for this operation
   7  stopped by SIGTERM or SIGINT; nothing half-done was kept
      (schedule: a job in flight was aborted by the stop)
-  8  wal fetch: the archive does not hold that WAL file";
+  8  wal fetch: the archive does not hold that WAL file
+128  wal fetch: the file could not be restored for another reason
+     (PostgreSQL then stops recovery instead of ending it early)";
 
 /// An error that carries its own exit code.
 #[derive(Debug, thiserror::Error)]

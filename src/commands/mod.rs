@@ -26,6 +26,30 @@ use crate::cli::{Cli, Command};
 use crate::config::Settings;
 
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    // restore_command: PostgreSQL takes exit codes 1 to 125 for "no such
+    // file" and would end recovery there, silently short; every other
+    // failure must stop the recovery instead.
+    if let Command::Wal(crate::cli::WalCommand::Fetch(args)) = &cli.command {
+        let name = args.name.clone();
+        return dispatch(cli).await.map_err(|e| {
+            if crate::exit::code_for(&e) == crate::exit::NOT_FOUND {
+                e
+            } else {
+                crate::exit::Coded::new(
+                    crate::exit::RECOVERY_ABORT,
+                    format!(
+                        "could not restore WAL file {name} (exit 128: recovery stops here): {}",
+                        crate::exit::one_line(&e)
+                    ),
+                )
+                .into()
+            }
+        });
+    }
+    dispatch(cli).await
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let settings = Settings::resolve(&cli.global)?;
     match cli.command {
         Command::Provision(args) => provision::run(&settings, args).await,

@@ -245,7 +245,7 @@ async fn the_archiver_pushes_fetch_round_trips_and_verify_finds_a_gap() {
     let stranger = Keys::new(&dir.join("stranger"));
     let wrong = with_identity(job_env(&repo, &keys), &stranger);
     let out = fetch(&before, &dest, &wrong);
-    assert_code(&out, 1, "fetch with the wrong identity");
+    assert_code(&out, 128, "fetch with the wrong identity");
     assert!(
         stderr(&out).contains("no identity matches"),
         "{}",
@@ -261,7 +261,7 @@ async fn the_archiver_pushes_fetch_round_trips_and_verify_finds_a_gap() {
     bytes[at] ^= 0x01;
     store.put(&victim.key, bytes).await.unwrap();
     let out = fetch(&last, &dest, &env);
-    assert_code(&out, 1, "fetch of a corrupted object");
+    assert_code(&out, 128, "fetch of a corrupted object");
     assert!(stderr(&out).contains(&last), "{}", stderr(&out));
     let left: Vec<_> = std::fs::read_dir(&restore_dir).unwrap().collect();
     assert!(left.is_empty(), "no partial file: {left:?}");
@@ -685,6 +685,27 @@ async fn someone_deleted_rows_and_a_point_in_time_restore_brings_them_back() {
         .filter(|a| a.kind == stockops::wal::Kind::Segment)
         .collect();
     let hole = &segments[segments.len() - 2];
+    // A corrupt segment there first: the fetch exits 128 and PostgreSQL stops
+    // the recovery, rather than take it for the end of the archive.
+    let good = store.get(&hole.key).await.unwrap();
+    let mut bad = good.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 0x01;
+    store.put(&hole.key, bad).await.unwrap();
+    let corrupt = dir.join("corrupt");
+    let _guard_corrupt = Restored(corrupt.clone());
+    let out = restore_latest(&corrupt);
+    assert_code(
+        &out,
+        1,
+        "restore --physical --latest over a corrupt segment",
+    );
+    assert!(
+        stderr(&out).contains(&format!("could not restore WAL file {}", hole.name))
+            && stderr(&out).contains("exit code 128"),
+        "{}",
+        stderr(&out)
+    );
     store.delete(&hole.key).await.unwrap();
     let holed = dir.join("holed");
     let _guard_holed = Restored(holed.clone());
