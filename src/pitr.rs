@@ -121,27 +121,46 @@ pub async fn run(
             "start",
         ],
     )
-    .with_context(|| format!("starting the restored server (its log: {})", log.display()))?;
+    .with_context(|| {
+        format!(
+            "starting the restored server; the end of its log ({}):\n{}",
+            log.display(),
+            tail(&log)
+        )
+    })?;
     let psql = bin_dir
         .map(|d| d.join("psql").display().to_string())
         .unwrap_or_else(|| "psql".into());
     let sql = |q: &str| query(root, &psql, dir, opts.port, q);
     let deadline = Instant::now() + opts.timeout;
+    let mut last_answer: String;
     loop {
         match sql("SELECT pg_is_in_recovery()") {
             Ok(s) if s == "f" => break,
-            Ok(_) => {}
+            Ok(_) => last_answer = "still in recovery".into(),
             Err(e) if !dir.join("postmaster.pid").exists() => {
                 bail!(
                     "the restored server stopped during recovery ({e}); the end of its log:\n{}",
                     tail(&log)
                 )
             }
-            Err(_) => {}
+            Err(e) => {
+                let why = exit::one_line(&e);
+                if why.contains("authentication failed") || why.contains("no password supplied") {
+                    bail!(
+                        "the restored server does not let the postgres OS user in over its socket \
+                         without a password ({why}): its pg_hba.conf is production's; give it a \
+                         `local all postgres peer` line first (the server is left running in {})",
+                        dir.display()
+                    );
+                }
+                last_answer = format!("could not ask it: {why}");
+            }
         }
         if Instant::now() > deadline {
             bail!(
-                "recovery had not ended after {} s; the server is left running in {} (its log: {})",
+                "recovery had not ended after {} s ({last_answer}); the server is left running in {} \
+                 (its log: {})",
                 opts.timeout.as_secs(),
                 dir.display(),
                 log.display()
@@ -151,13 +170,18 @@ pub async fn run(
     }
     // 5. Where it stopped.
     let row = sql(
-        "SELECT pg_current_wal_lsn(), (SELECT timeline_id FROM pg_control_checkpoint()), \
+        // The timeline of the WAL being written: right after a promotion
+        // the last checkpoint can still name the old one.
+        "SELECT pg_current_wal_lsn(), pg_walfile_name(pg_current_wal_lsn()), \
          coalesce(to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', \
                           'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '')",
     )?;
     let mut parts = row.split('|');
     let lsn = parts.next().unwrap_or_default().to_string();
-    let timeline = parts.next().and_then(|t| t.parse().ok()).unwrap_or(0);
+    let timeline = parts
+        .next()
+        .and_then(|f| i32::from_str_radix(f.get(..8)?, 16).ok())
+        .unwrap_or(0);
     let reached = parts.next().filter(|s| !s.is_empty()).map(str::to_string);
     if let (Some(Some(newest)), Some(w)) = (&newest, &m.wal) {
         let at = crate::wal::parse_lsn(&lsn)
@@ -285,9 +309,10 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// SQL string literal for postgresql.conf.
+/// A string value for postgresql.conf, whose parser takes a backslash as
+/// an escape: both it and the quote are doubled.
 fn conf_str(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 fn write_settings(dir: &Path, opts: &PitrOptions, id: &str) -> anyhow::Result<()> {
@@ -339,18 +364,28 @@ fn write_settings(dir: &Path, opts: &PitrOptions, id: &str) -> anyhow::Result<()
         )?;
         format!("hba_file = {}\n", conf_str(&hba.display().to_string()))
     } else if own_conf || !dir.join("pg_hba.conf").exists() {
+        // No pg_hba.conf came with the backup: the copy gets its own. The
+        // server runs as the postgres OS user (as the user who restores when
+        // that is not root).
         std::fs::write(
             &hba,
-            "# a copy beside production: the postgres OS user only, over its socket\nlocal all postgres peer\n",
+            "# a copy beside production: the OS user it runs as, as postgres, over its socket\n\
+             local all postgres peer map=stockops\n",
         )?;
+        let me = if is_root() {
+            "postgres".to_string()
+        } else {
+            run_ok(Command::new("id").arg("-un"))?
+        };
         let ident = dir.join("stockops-restore-ident.conf");
-        std::fs::write(&ident, "")?;
+        std::fs::write(&ident, format!("stockops {me} postgres\n"))?;
         format!(
             "hba_file = {}\nident_file = {}\n",
             conf_str(&hba.display().to_string()),
             conf_str(&ident.display().to_string())
         )
     } else {
+        // Production's own rules, so its DBAs get in as they do there.
         String::new()
     };
     let settings = format!(
@@ -407,8 +442,8 @@ fn as_postgres(root: bool, program: &str, args: &[&str]) -> anyhow::Result<Strin
     }
 }
 
-/// One query as the postgres OS user over the restored server's socket (its
-/// pg_hba.conf is production's: peer for postgres).
+/// One query as the postgres OS user over the restored server's socket
+/// (production's pg_hba.conf, or the copy's own); never a password prompt.
 fn query(root: bool, psql: &str, dir: &Path, port: u16, sql: &str) -> anyhow::Result<String> {
     let port = port.to_string();
     as_postgres(
@@ -416,6 +451,7 @@ fn query(root: bool, psql: &str, dir: &Path, port: u16, sql: &str) -> anyhow::Re
         psql,
         &[
             "-X",
+            "-w",
             "-h",
             path(dir),
             "-p",
@@ -510,6 +546,13 @@ pub async fn drill(
     ));
     let mut reached: Option<PitrReport> = None;
     if archive_ok || opts.to_time.is_some() {
+        // Stopped and removed however this block is left, a stop signal
+        // dropping the drill included.
+        let _scratch = Scratch {
+            dir: dir.clone(),
+            major: m.server_major(),
+            keep: opts.keep,
+        };
         let t = Instant::now();
         let pitr_opts = PitrOptions {
             target: opts.to_time.map(Target::Time).unwrap_or(Target::Latest),
@@ -543,11 +586,6 @@ pub async fn drill(
                 name: "verify".into(),
                 seconds: t.elapsed().as_secs_f64(),
             });
-        }
-        if !opts.keep {
-            stop_and_remove(&dir, m.server_major());
-        } else {
-            tracing::info!(dir = %dir.display(), "kept the recovered cluster");
         }
     }
     // 4. The figures.
@@ -598,6 +636,23 @@ pub async fn drill(
     Ok(report)
 }
 
+/// A drill's recovered copy: stopped and removed when dropped, unless kept.
+struct Scratch {
+    dir: PathBuf,
+    major: u32,
+    keep: bool,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.keep {
+            tracing::info!(dir = %self.dir.display(), "kept the recovered cluster");
+        } else {
+            stop_and_remove(&self.dir, self.major);
+        }
+    }
+}
+
 /// Stop a recovered server and remove its directory.
 fn stop_and_remove(dir: &Path, major: u32) {
     if dir.join("postmaster.pid").exists() {
@@ -626,6 +681,9 @@ mod tests {
     #[test]
     fn literals_are_quoted() {
         assert_eq!(conf_str("it's"), "'it''s'");
+        assert_eq!(conf_str(r"c:\k"), r"'c:\\k'");
+        // restore_command: a shell-quoted path inside a conf string.
+        assert_eq!(conf_str(&sh_quote("/it's")), r"'''/it''\\''''s'''");
         assert_eq!(sh_quote("/a b/it's"), "'/a b/it'\\''s'");
         for v in ["a\"b", "it's", "/tmp/x y/id.txt", "c:\\k"] {
             let doc: toml::Table = toml::from_str(&format!("k = {}", toml_str(v))).unwrap();
