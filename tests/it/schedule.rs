@@ -52,14 +52,14 @@ fn write_config(dir: &Path, schedule: &str) -> PathBuf {
     path
 }
 
-fn sigterm(pid: u32) {
+pub(crate) fn sigterm(pid: u32) {
     // SAFETY: kill(2) takes two integers.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
 }
 
 /// A running process whose stdout is read line by line, and stderr kept.
-struct Proc {
-    child: Child,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
     lines: mpsc::Receiver<String>,
     stderr: Option<std::thread::JoinHandle<String>>,
     /// Every stdout line so far, parsed where it is JSON.
@@ -67,7 +67,7 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(args: &[&str], url: Option<&str>, env: &[(String, String)]) -> Self {
+    pub(crate) fn spawn(args: &[&str], url: Option<&str>, env: &[(String, String)]) -> Self {
         let mut child = command(args, url, env).spawn().expect("spawn stockops");
         let out = child.stdout.take().unwrap();
         let mut err = child.stderr.take().unwrap();
@@ -122,7 +122,7 @@ impl Proc {
     }
 
     /// Wait for the exit, at most `limit`; then read what is left of stdout.
-    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
         let deadline = Instant::now() + limit;
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -145,7 +145,7 @@ impl Proc {
     }
 
     /// Everything written to stderr (once the process has ended).
-    fn stderr(&mut self) -> String {
+    pub(crate) fn stderr(&mut self) -> String {
         let thread = self.stderr.take().expect("stderr read once");
         thread.join().unwrap_or_default()
     }

@@ -1065,6 +1065,46 @@ async fn the_pitr_runbook_brings_deleted_orders_back_and_the_drill_checks_the_co
         assert!(names.contains(&expected), "{expected} in {names:?}");
     }
     assert_eq!(report["ok"], true, "{report}");
+    // A stop signal in the middle of a physical drill: exit 7, and its
+    // recovered copy is stopped and removed.
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    open_up(&tmp);
+    let mut term_env = env.clone();
+    term_env.push(("TMPDIR".into(), tmp.display().to_string()));
+    let mut drill = crate::schedule::Proc::spawn(&["drill", "--physical"], None, &term_env);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (copy, postmaster) = loop {
+        let found = std::fs::read_dir(&tmp).unwrap().flatten().find_map(|e| {
+            let pid = std::fs::read_to_string(e.path().join("postmaster.pid")).ok()?;
+            Some((e.path(), pid.lines().next()?.trim().parse::<i32>().ok()?))
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            drill.child.try_wait().unwrap().is_none(),
+            "the drill ended before its copy was up"
+        );
+        assert!(Instant::now() < deadline, "no recovered copy within 120 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    crate::schedule::sigterm(drill.child.id());
+    let status = drill.wait_exit(Duration::from_secs(60));
+    let err = drill.stderr();
+    assert_eq!(status.code(), Some(7), "stderr:\n{err}");
+    assert!(!copy.exists(), "{} is left", copy.display());
+    // The postmaster removes its pid file (what pg_ctl waits for) just before it exits.
+    let gone_by = Instant::now() + Duration::from_secs(10);
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    while unsafe { libc::kill(postmaster, 0) } == 0 {
+        let state = std::fs::read_to_string(format!("/proc/{postmaster}/stat")).unwrap_or_default();
+        assert!(
+            Instant::now() < gone_by,
+            "the recovered copy's postmaster {postmaster} still runs: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // A change the declaration forbids, and the next drill names it.
     sqlx::raw_sql("GRANT SELECT ON inventory.products TO dept_sales")
         .execute(&mut conn)
