@@ -536,8 +536,12 @@ pub struct Gap {
 #[derive(Debug, Serialize)]
 pub struct TimelineReport {
     pub timeline: String,
-    /// Where the check starts: the backup's segment, else the oldest archived.
+    /// Where the check starts: the backup's segment; on a later timeline than
+    /// the backup's (or without a backup), the segment after the newest of the
+    /// timeline below it when that comes before its oldest; else its oldest.
     pub from: String,
+    /// The timeline below it whose end it must carry on from, if any.
+    pub follows: Option<String>,
     pub newest: String,
     pub segments: usize,
     pub history: bool,
@@ -599,30 +603,9 @@ pub async fn verify(
         .filter(|a| a.kind == Kind::History)
         .map(|a| a.timeline)
         .collect();
-    let mut timelines = Vec::new();
-    for (tl, mut numbers) in segments {
-        numbers.sort_unstable();
-        numbers.dedup();
-        let from = start
-            .filter(|s| s.timeline == tl)
-            .and_then(|s| segment_number(&s.segment, segment_size))
-            .map(|(_, n)| n);
-        if let Some(f) = from {
-            numbers.retain(|&n| n >= f);
-        }
-        let Some(&newest) = numbers.last() else {
-            continue;
-        };
-        let first = from.unwrap_or(numbers[0]);
-        timelines.push(TimelineReport {
-            timeline: format!("{tl:08X}"),
-            from: segment_name(tl, first, segment_size),
-            newest: segment_name(tl, newest, segment_size),
-            segments: numbers.len(),
-            history: histories.contains(&tl),
-            gaps: gaps(tl, first, &numbers, segment_size),
-        });
-    }
+    let from =
+        start.and_then(|s| segment_number(&s.segment, segment_size).map(|(_, n)| (s.timeline, n)));
+    let timelines = timeline_reports(segments, &histories, from, segment_size);
     let ok = conflicts.is_empty() && timelines.iter().all(|t| t.gaps.is_empty());
     Ok(Verification {
         repository: store.describe(),
@@ -636,21 +619,78 @@ pub async fn verify(
     })
 }
 
-/// The newest archived segment recovery can reach from `start` (none when
-/// nothing was archived after it); an error naming the first hole, which
-/// recovery to the end of the archive would silently stop at.
+/// Each timeline's check. A timeline's history file (encrypted, so not read
+/// here) names where it left its parent; recovery to the latest timeline
+/// follows them all. Without it, a timeline is taken to carry on from the
+/// nearest one below it holding segments: when its oldest archived segment
+/// comes after that one's newest plus one, the segments in between (on the
+/// new timeline) are a gap recovery could not cross. The backup's own
+/// timeline is checked from the backup's segment, and timelines below it as
+/// they are.
+fn timeline_reports(
+    segments: BTreeMap<u32, Vec<u64>>,
+    histories: &[u32],
+    start: Option<(u32, u64)>,
+    segment_size: u64,
+) -> Vec<TimelineReport> {
+    let mut out = Vec::new();
+    // The newest segment of the nearest timeline below holding any.
+    let mut below: Option<(u32, u64)> = None;
+    for (tl, mut numbers) in segments {
+        numbers.sort_unstable();
+        numbers.dedup();
+        let Some(&oldest) = numbers.first() else {
+            continue;
+        };
+        let newest = *numbers.last().unwrap_or(&oldest);
+        let parent = below.replace((tl, newest));
+        let (first, follows) = match start {
+            Some((stl, n)) if stl == tl => (Some(n), None),
+            Some((stl, _)) if tl < stl => (None, None),
+            _ => match parent {
+                Some((ptl, pn)) if pn + 1 < oldest => (Some(pn + 1), Some(ptl)),
+                Some((ptl, _)) => (None, Some(ptl)),
+                None => (None, None),
+            },
+        };
+        if let Some(f) = first {
+            numbers.retain(|&n| n >= f);
+        }
+        let Some(&newest) = numbers.last() else {
+            continue;
+        };
+        let first = first.unwrap_or(numbers[0]);
+        out.push(TimelineReport {
+            timeline: format!("{tl:08X}"),
+            from: segment_name(tl, first, segment_size),
+            follows: follows.map(|p| format!("{p:08X}")),
+            newest: segment_name(tl, newest, segment_size),
+            segments: numbers.len(),
+            history: histories.contains(&tl),
+            gaps: gaps(tl, first, &numbers, segment_size),
+        });
+    }
+    out
+}
+
+/// The newest archived segment recovery can reach from `start`, on its
+/// timeline or the latest one after it (none when nothing was archived after
+/// it); an error naming the first hole, which recovery to the end of the
+/// archive would silently stop at.
 pub async fn continuous_after(
     store: &dyn ReadStore,
     start: &Start,
     segment_size: u64,
 ) -> anyhow::Result<Option<String>> {
     let v = verify(store, Some(start), segment_size).await?;
-    let tl = format!("{:08X}", start.timeline);
-    let Some(t) = v.timelines.iter().find(|t| t.timeline == tl) else {
-        return Ok(None);
-    };
-    if let Some(g) = t.gaps.first() {
-        return Err(crate::exit::Coded::new(
+    let mut newest = None;
+    for t in v
+        .timelines
+        .iter()
+        .filter(|t| u32::from_str_radix(&t.timeline, 16).is_ok_and(|tl| tl >= start.timeline))
+    {
+        if let Some(g) = t.gaps.first() {
+            return Err(crate::exit::Coded::new(
             crate::exit::FAILURE,
             format!(
                 "the WAL archive misses {} segment(s) from {} on after backup {}: recovery to its end would stop \
@@ -659,8 +699,10 @@ pub async fn continuous_after(
             ),
         )
         .into());
+        }
+        newest = Some(t.newest.clone());
     }
-    Ok(Some(t.newest.clone()))
+    Ok(newest)
 }
 
 /// The runs missing from `first` to the last of the sorted `numbers`.
@@ -801,5 +843,51 @@ mod tests {
         );
         assert_eq!(g[1].from, "000000010000000000000004");
         assert_eq!(g[1].to, "000000010000000000000005");
+    }
+
+    fn reports(
+        segments: &[(u32, &[u64])],
+        start: Option<(u32, u64)>,
+    ) -> Vec<(String, String, Option<String>, Vec<u64>)> {
+        let map = segments
+            .iter()
+            .map(|(tl, ns)| (*tl, ns.to_vec()))
+            .collect::<BTreeMap<_, _>>();
+        timeline_reports(map, &[2], start, SEG)
+            .into_iter()
+            .map(|t| {
+                let missing = t.gaps.iter().map(|g| g.missing).collect();
+                (t.timeline, t.from, t.follows, missing)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_later_timeline_must_carry_on_from_the_one_below() {
+        // Promoted in segment 5: timeline 2 starts there (timeline 1's own
+        // segment 5 is archived as .partial, not counted).
+        let joined = reports(&[(1, &[3, 4]), (2, &[5, 6, 7])], Some((1, 3)));
+        assert_eq!(
+            joined[1],
+            (
+                "00000002".into(),
+                "000000020000000000000005".into(),
+                Some("00000001".into()),
+                vec![]
+            )
+        );
+        // Timeline 2's first two segments never reached the archive.
+        let holed = reports(&[(1, &[3, 4]), (2, &[7, 8])], Some((1, 3)));
+        assert_eq!(holed[1].1, "000000020000000000000005");
+        assert_eq!(holed[1].3, vec![2]);
+        // A branch from an earlier point than timeline 1's end is no hole.
+        let earlier = reports(&[(1, &[3, 4, 5, 6, 7, 8]), (2, &[5, 6])], None);
+        assert!(earlier.iter().all(|t| t.3.is_empty()), "{earlier:?}");
+        // Timelines below the backup's are checked as they are; its own from the backup on.
+        let below = reports(&[(1, &[1, 4]), (2, &[6, 7, 9])], Some((2, 7)));
+        assert_eq!(below[0].3, vec![2]);
+        assert_eq!(below[1].1, "000000020000000000000007");
+        assert_eq!(below[1].2, None);
+        assert_eq!(below[1].3, vec![1]);
     }
 }

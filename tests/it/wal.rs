@@ -1133,3 +1133,192 @@ async fn the_pitr_runbook_brings_deleted_orders_back_and_the_drill_checks_the_co
     conn.close().await.unwrap();
     admin.close().await.unwrap();
 }
+
+/// A recovered copy that goes on archiving makes timeline 2; recovery to the
+/// end of the archive from timeline 1's backup follows it there, and a hole
+/// where timeline 2 should carry on from timeline 1 is found by `wal verify`
+/// and refused by `restore --latest`.
+#[tokio::test]
+async fn a_later_timeline_is_followed_and_a_hole_at_its_start_is_found() {
+    let dir = temp_dir("wal_tl");
+    let keys = Keys::new(&dir.join("keys"));
+    let repo = s3_repo("wal-tl");
+    let config = config_file(&dir, &repo, &keys);
+    open_up(&dir);
+    let cluster = archiving_cluster(&config).await;
+    let mut conn = connect_to(&cluster).await;
+    activity(&mut conn, 1).await;
+    let env = with_identity(job_env(&repo, &keys), &keys);
+    let url = format!(
+        "postgres://postgres@localhost:{}/postgres?host={}",
+        cluster.port,
+        cluster.dir.display()
+    );
+    assert_success(
+        &stockops_env(&["backup", "--physical"], Some(&url), None, &env),
+        "backup --physical",
+    );
+    activity(&mut conn, 2).await;
+    let last = current_segment(&mut conn).await;
+    sqlx::raw_sql("SELECT pg_switch_wal()")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    wait_archived(&mut conn, &last).await;
+    // The production cluster stops: from here on, timeline 2 is the live one.
+    conn.close().await.unwrap();
+    drop(cluster);
+
+    let restore_latest = |target: &Path| {
+        stockops_env(
+            &[
+                "restore",
+                "--physical",
+                "latest",
+                "--target-dir",
+                target.to_str().unwrap(),
+                "--latest",
+                "--recovery-timeout",
+                "120",
+                "--json",
+            ],
+            None,
+            None,
+            &env,
+        )
+    };
+    // Timeline 2: a copy recovered to the end, then archiving into the same repository.
+    let copy = dir.join("tl2");
+    let _guard = Restored(copy.clone());
+    let out = restore_latest(&copy);
+    assert_success(&out, "restore --physical --latest");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["timeline"], 2, "{report}");
+    let port = report["port"].as_u64().unwrap() as u16;
+    let opts = sqlx::postgres::PgConnectOptions::new()
+        .socket(&copy)
+        .port(port)
+        .username("postgres")
+        .database("postgres");
+    let mut tl2 = PgConnection::connect_with(&opts).await.unwrap();
+    sqlx::raw_sql("ALTER SYSTEM SET archive_mode = 'on'")
+        .execute(&mut tl2)
+        .await
+        .unwrap();
+    tl2.close().await.unwrap();
+    let log = copy.join("stockops-restore.log");
+    let out = as_postgres(
+        "pg_ctl",
+        &[
+            "-D",
+            copy.to_str().unwrap(),
+            "-l",
+            log.to_str().unwrap(),
+            "-w",
+            "-t",
+            "60",
+            "restart",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "restart: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The history file was written while the copy did not archive.
+    let history = copy.join("pg_wal/00000002.history");
+    assert_success(
+        &stockops_env(
+            &["wal", "push", history.to_str().unwrap()],
+            None,
+            None,
+            &env,
+        ),
+        "wal push 00000002.history",
+    );
+    let mut tl2 = PgConnection::connect_with(&opts).await.unwrap();
+    activity(&mut tl2, 2).await;
+    let newest = current_segment(&mut tl2).await;
+    sqlx::raw_sql("SELECT pg_switch_wal()")
+        .execute(&mut tl2)
+        .await
+        .unwrap();
+    wait_archived(&mut tl2, &newest).await;
+    tl2.close().await.unwrap();
+    assert!(newest.starts_with("00000002"), "{newest}");
+
+    // The archive joins up: verify follows timeline 2 from timeline 1's end.
+    let out = stockops_env(
+        &["wal", "verify", "--from-backup", "latest", "--json"],
+        None,
+        None,
+        &env,
+    );
+    assert_success(&out, "wal verify over two timelines");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t2 = v["timelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["timeline"] == "00000002")
+        .unwrap_or_else(|| panic!("{v}"))
+        .clone();
+    assert_eq!(t2["follows"], "00000001", "{v}");
+    assert_eq!(t2["history"], true, "{v}");
+
+    // Recovery from timeline 1's backup follows timeline 2 to its end.
+    let followed = dir.join("followed");
+    let _guard_followed = Restored(followed.clone());
+    let out = restore_latest(&followed);
+    assert_success(&out, "restore --latest across a timeline switch");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["timeline"], 3, "{report}");
+    let reached = stockops::wal::parse_lsn(report["lsn"].as_str().unwrap()).unwrap();
+    let (_, newest_n) = stockops::wal::segment_number(&newest, 16 * 1024 * 1024).unwrap();
+    assert!(
+        reached / (16 * 1024 * 1024) > newest_n,
+        "recovered past {newest}: {report}"
+    );
+
+    // Timeline 2's first segment lost: a hole where it carries on from timeline 1.
+    let first_tl2 = archived_names(&repo)
+        .await
+        .into_iter()
+        .filter(|a| a.kind == stockops::wal::Kind::Segment && a.timeline == 2)
+        .min_by(|a, b| a.name.cmp(&b.name))
+        .unwrap();
+    open_store(&repo)
+        .await
+        .delete(&first_tl2.key)
+        .await
+        .unwrap();
+    let out = stockops_env(
+        &["wal", "verify", "--from-backup", "latest", "--json"],
+        None,
+        None,
+        &env,
+    );
+    assert_code(&out, 1, "wal verify with timeline 2's first segment gone");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gap = v["timelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["timeline"] == "00000002")
+        .map(|t| t["gaps"][0].clone())
+        .unwrap();
+    assert_eq!(gap["from"], first_tl2.name.as_str(), "{v}");
+    let holed = dir.join("holed");
+    let _guard_holed = Restored(holed.clone());
+    let out = restore_latest(&holed);
+    assert_code(
+        &out,
+        1,
+        "restore --latest over a hole at timeline 2's start",
+    );
+    assert!(
+        stderr(&out).contains(&format!("misses 1 segment(s) from {}", first_tl2.name)),
+        "{}",
+        stderr(&out)
+    );
+}
