@@ -759,6 +759,10 @@ pub struct WalVerifyArgs {
     /// The cluster's WAL segment size in MiB (initdb --wal-segsize); a backup's own is used with --from-backup.
     #[arg(long, default_value_t = 16, value_name = "MIB")]
     pub segment_size_mib: u64,
+    /// Also fail (exit 1) when the newest WAL file was archived longer ago than
+    /// this, or nothing is archived: a stopped archiver leaves no gap, only silence.
+    #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_age_minutes: Option<u64>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,

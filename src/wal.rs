@@ -559,6 +559,10 @@ pub struct Verification {
     pub timelines: Vec<TimelineReport>,
     /// Names archived more than once with different contents.
     pub conflicts: Vec<String>,
+    /// When the newest WAL object was stored, and how long ago (the store's
+    /// modification times: a stopped archiver shows here, not as a gap).
+    pub newest_archived_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub newest_age_seconds: Option<f64>,
     pub ok: bool,
 }
 
@@ -577,9 +581,13 @@ pub async fn verify(
     start: Option<&Start>,
     segment_size: u64,
 ) -> anyhow::Result<Verification> {
-    let all: Vec<Archived> = store
-        .list(PREFIX)
-        .await?
+    let listed = store.list(PREFIX).await?;
+    let newest_at = listed
+        .iter()
+        .filter(|o| parse_key(&o.key, o.size).is_some())
+        .filter_map(|o| o.modified)
+        .max();
+    let all: Vec<Archived> = listed
         .into_iter()
         .filter_map(|o| parse_key(&o.key, o.size))
         .collect();
@@ -615,6 +623,13 @@ pub async fn verify(
         stored_bytes: all.iter().map(|a| a.stored_bytes).sum(),
         timelines,
         conflicts,
+        newest_archived_at: newest_at.map(chrono::DateTime::<chrono::Utc>::from),
+        newest_age_seconds: newest_at.map(|t| {
+            std::time::SystemTime::now()
+                .duration_since(t)
+                .unwrap_or_default()
+                .as_secs_f64()
+        }),
         ok,
     })
 }

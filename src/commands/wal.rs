@@ -91,13 +91,29 @@ async fn verify(settings: &Settings, args: WalVerifyArgs) -> anyhow::Result<u8> 
         }
         None => None,
     };
-    let v = wal::verify(store.as_ref(), start.as_ref(), segment_size).await?;
+    let mut v = wal::verify(store.as_ref(), start.as_ref(), segment_size).await?;
+    let stale = args.max_age_minutes.and_then(|max| {
+        let limit = max as f64 * 60.0;
+        match v.newest_age_seconds {
+            Some(age) if age <= limit => None,
+            Some(age) => Some(format!(
+                "the newest WAL file was archived {} ago, more than --max-age-minutes {max}: \
+                 is the archiver running? (pg_stat_archiver, archive_mode, archive_command)",
+                human_age(age)
+            )),
+            None => Some("no WAL file is archived at all: is archive_mode on?".to_string()),
+        }
+    });
+    let continuous = v.ok;
+    if stale.is_some() {
+        v.ok = false;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print_verification(&v);
     }
-    if !v.ok {
+    if !continuous {
         let gaps: u64 = v
             .timelines
             .iter()
@@ -115,6 +131,9 @@ async fn verify(settings: &Settings, args: WalVerifyArgs) -> anyhow::Result<u8> 
             ),
         )
         .into());
+    }
+    if let Some(why) = stale {
+        return Err(exit::Coded::new(exit::FAILURE, why).into());
     }
     Ok(exit::SUCCESS)
 }
@@ -146,7 +165,7 @@ fn print_verification(v: &wal::Verification) {
         println!("CONFLICT {c}: archived more than once with different contents");
     }
     println!(
-        "{} WAL object(s), {:.1} MB stored in {}{}: {}",
+        "{} WAL object(s), {:.1} MB stored in {}{}{}: {}",
         v.objects,
         v.stored_bytes as f64 / 1e6,
         v.repository,
@@ -154,6 +173,22 @@ fn print_verification(v: &wal::Verification) {
             .as_ref()
             .map(|b| format!(", from backup {b}"))
             .unwrap_or_default(),
-        if v.ok { "continuous" } else { "GAPS" }
+        v.newest_age_seconds
+            .map(|a| format!(", the newest archived {} ago", human_age(a)))
+            .unwrap_or_default(),
+        if v.ok { "continuous" } else { "NOT OK" }
     );
+}
+
+/// 42 s, 12 min, 3.5 h, 2.0 days.
+fn human_age(seconds: f64) -> String {
+    if seconds < 120.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 7200.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else if seconds < 172_800.0 {
+        format!("{:.1} h", seconds / 3600.0)
+    } else {
+        format!("{:.1} days", seconds / 86400.0)
+    }
 }

@@ -1322,3 +1322,72 @@ async fn a_later_timeline_is_followed_and_a_hole_at_its_start_is_found() {
         stderr(&out)
     );
 }
+
+/// A stopped archiver leaves no gap, only silence: `wal verify
+/// --max-age-minutes` fails on an archive whose newest file is too old, or
+/// on an empty one.
+#[test]
+fn wal_verify_max_age_finds_an_archiver_gone_quiet() {
+    let dir = temp_dir("wal_age");
+    let keys = Keys::new(&dir.join("keys"));
+    let repo = format!("file://{}", dir.join("repo").display());
+    let env = job_env(&repo, &keys);
+    let verify = |max: &str| {
+        stockops_env(
+            &["wal", "verify", "--max-age-minutes", max, "--json"],
+            None,
+            None,
+            &env,
+        )
+    };
+    let out = verify("60");
+    assert_code(&out, 1, "wal verify --max-age-minutes of an empty archive");
+    assert!(
+        stderr(&out).contains("no WAL file is archived at all"),
+        "{}",
+        stderr(&out)
+    );
+    // One segment (its contents do not matter to push), archived three hours ago.
+    let pg_wal = dir.join("pg_wal");
+    std::fs::create_dir_all(&pg_wal).unwrap();
+    let segment = pg_wal.join("000000010000000000000001");
+    std::fs::write(&segment, vec![7u8; 1 << 20]).unwrap();
+    assert_success(
+        &stockops_env(
+            &["wal", "push", segment.to_str().unwrap()],
+            None,
+            None,
+            &env,
+        ),
+        "wal push",
+    );
+    let out = verify("60");
+    assert_success(&out, "wal verify --max-age-minutes 60 right after a push");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["newest_age_seconds"].as_f64().unwrap() < 600.0, "{v}");
+    let out = Command::new("find")
+        .arg(dir.join("repo/wal"))
+        .args([
+            "-type",
+            "f",
+            "-exec",
+            "touch",
+            "-d",
+            "3 hours ago",
+            "{}",
+            "+",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = verify("60");
+    assert_code(&out, 1, "wal verify --max-age-minutes 60, newest 3 h old");
+    assert!(
+        stderr(&out).contains("archived 3.0 h ago"),
+        "{}",
+        stderr(&out)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false, "{v}");
+    assert_success(&verify("240"), "wal verify --max-age-minutes 240");
+}
