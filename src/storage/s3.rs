@@ -36,7 +36,10 @@ pub struct S3Store {
     lock: Option<ObjectLock>,
 }
 
-/// Content-MD5 of a body: S3 requires it on writes that carry Object Lock.
+/// Content-MD5 of a body, sent with every write: the server refuses a body
+/// that arrives different from what was sent (a WAL segment is deleted from
+/// pg_wal once its push succeeds, so it must be right the first time). S3
+/// also requires it on writes that carry Object Lock.
 fn content_md5(data: &[u8]) -> String {
     use base64::Engine;
     use md5::{Digest, Md5};
@@ -272,12 +275,16 @@ impl WriteStore for S3Store {
     async fn put(&self, key: &str, data: Vec<u8>) -> Result<ObjectInfo> {
         let full = self.full(key)?;
         let size = data.len() as u64;
-        let mut request = self.client.put_object().bucket(&self.bucket).key(&full);
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .content_md5(content_md5(&data));
         if let Some((mode, until)) = self.lock_fields() {
             request = request
                 .object_lock_mode(mode)
-                .object_lock_retain_until_date(until)
-                .content_md5(content_md5(&data));
+                .object_lock_retain_until_date(until);
         }
         request
             .body(ByteStream::from(data))
@@ -328,7 +335,6 @@ impl WriteStore for S3Store {
             done: Vec::new(),
             concurrency: self.concurrency,
             size: 0,
-            md5: self.lock.is_some(),
             retention: self.lock_fields(),
         }))
     }
@@ -404,8 +410,6 @@ struct S3Upload {
     done: Vec<CompletedPart>,
     concurrency: usize,
     size: u64,
-    /// Send Content-MD5 with each part (required under Object Lock).
-    md5: bool,
     /// Retention asked at creation, applied again once complete: some
     /// servers do not carry it from CreateMultipartUpload to the object.
     retention: Option<(ObjectLockMode, aws_sdk_s3::primitives::DateTime)>,
@@ -441,7 +445,7 @@ impl Upload for S3Upload {
             .key(&self.full)
             .upload_id(&self.upload_id)
             .part_number(number)
-            .set_content_md5(self.md5.then(|| content_md5(&data)))
+            .content_md5(content_md5(&data))
             .body(ByteStream::from(data));
         self.inflight.spawn(async move {
             let out = request
