@@ -84,12 +84,16 @@ impl FileStore {
     }
 }
 
-async fn sync_parent(path: &Path) {
-    if let Some(parent) = path.parent() {
-        if let Ok(dir) = tokio::fs::File::open(parent).await {
-            let _ = dir.sync_all().await;
-        }
+/// Make a rename into `path` durable: fsync its directory and every one above
+/// it up to the root (a directory the upload created is itself an entry of
+/// its parent).
+async fn sync_dirs(path: &Path, root: &Path) -> std::io::Result<()> {
+    let mut dir = path.parent();
+    while let Some(d) = dir.filter(|d| d.starts_with(root)) {
+        tokio::fs::File::open(d).await?.sync_all().await?;
+        dir = d.parent();
     }
+    Ok(())
 }
 
 #[async_trait]
@@ -162,6 +166,7 @@ impl WriteStore for FileStore {
             .map_err(|e| self.err(format!("{}: {e}", partial.display())))?;
         Ok(Box::new(FileUpload {
             store: self.describe(),
+            root: self.root.clone(),
             key: key.to_string(),
             target,
             partial,
@@ -216,6 +221,7 @@ impl WriteStore for FileStore {
 
 struct FileUpload {
     store: String,
+    root: PathBuf,
     key: String,
     target: PathBuf,
     partial: PathBuf,
@@ -251,7 +257,12 @@ impl Upload for FileUpload {
         tokio::fs::rename(&self.partial, &self.target)
             .await
             .map_err(|e| self.err(e))?;
-        sync_parent(&self.target).await;
+        sync_dirs(&self.target, &self.root).await.map_err(|e| {
+            self.err(format!(
+                "syncing the directories of {}: {e}",
+                self.target.display()
+            ))
+        })?;
         let size = tokio::fs::metadata(&self.target)
             .await
             .map_err(|e| self.err(e))?
