@@ -240,12 +240,13 @@ async fn wal_plan(
         .filter(|d| d.keep)
         .map(|d| d.id.as_str())
         .collect();
-    let oldest = listings
+    let physical: Vec<_> = listings
         .iter()
         .filter_map(|l| l.manifest.as_ref())
         .filter(|m| m.is_physical() && kept.contains(m.id.as_str()))
-        .min_by_key(|m| m.snapshot_at);
-    let Some((m, w)) = oldest.and_then(|m| m.wal.as_ref().map(|w| (m, w))) else {
+        .filter_map(|m| m.wal.as_ref().map(|w| (m, w)))
+        .collect();
+    let Some(&(m, w)) = physical.iter().min_by_key(|(m, _)| m.snapshot_at) else {
         return Ok(None);
     };
     let archived: Vec<crate::wal::Archived> = store
@@ -254,7 +255,21 @@ async fn wal_plan(
         .into_iter()
         .filter_map(|o| crate::wal::parse_key(&o.key, o.size))
         .collect();
-    let expired = crate::wal::before(&archived, w.timeline, &w.start_segment, w.segment_size);
+    // A file goes only when no kept physical backup needs it: with backups on
+    // several timelines the oldest by time need not start lowest.
+    let mut expired = crate::wal::before(&archived, w.timeline, &w.start_segment, w.segment_size);
+    for (_, other) in &physical {
+        let unneeded: BTreeSet<&str> = crate::wal::before(
+            &archived,
+            other.timeline,
+            &other.start_segment,
+            other.segment_size,
+        )
+        .into_iter()
+        .map(|a| a.key.as_str())
+        .collect();
+        expired.retain(|a| unneeded.contains(a.key.as_str()));
+    }
     Ok(Some(WalPlan {
         from_backup: m.id.clone(),
         from_segment: w.start_segment.clone(),
@@ -356,6 +371,83 @@ mod tests {
         let mut l = listing(at, true);
         l.manifest.as_mut().unwrap().kind = crate::catalog::PHYSICAL.into();
         l
+    }
+
+    fn on_timeline(at: &str, timeline: u32, start: u64) -> Listing {
+        let mut l = physical(at);
+        let segment = crate::wal::segment_name(timeline, start, crate::wal::DEFAULT_SEGMENT_SIZE);
+        l.manifest.as_mut().unwrap().wal = Some(crate::catalog::WalRange {
+            timeline,
+            start_lsn: String::new(),
+            stop_lsn: String::new(),
+            start_segment: segment.clone(),
+            stop_segment: segment,
+            segment_size: crate::wal::DEFAULT_SEGMENT_SIZE,
+            includes_wal: true,
+        });
+        l
+    }
+
+    #[tokio::test]
+    async fn a_wal_file_goes_only_when_no_kept_backup_needs_it() {
+        let root = std::env::temp_dir().join(format!(
+            "stockops-prune-wal-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let store = crate::storage::file::FileStore::new(&root);
+        let seg = crate::wal::DEFAULT_SEGMENT_SIZE;
+        let sha = "ab".repeat(32);
+        for (tl, n) in [
+            (1, 5),
+            (1, 6),
+            (1, 7),
+            (1, 8),
+            (1, 12),
+            (2, 14),
+            (2, 16),
+            (2, 17),
+        ] {
+            let name = crate::wal::segment_name(tl, n, seg);
+            store
+                .put(&format!("wal/{tl:08X}/{name}.{sha}.zst.age"), vec![0])
+                .await
+                .unwrap();
+        }
+        // The older backup (by time) starts on timeline 2 at 0x10; a newer
+        // one, on timeline 1, at 0x08: timeline 1's files from 0x08 stay.
+        let listings = vec![
+            on_timeline("2026-03-30T01:00:00Z", 2, 0x10),
+            on_timeline("2026-03-31T01:00:00Z", 1, 0x08),
+        ];
+        let decisions: Vec<Decision> = listings
+            .iter()
+            .map(|l| Decision {
+                id: l.id.clone(),
+                snapshot_at: None,
+                keep: true,
+                reasons: vec![],
+            })
+            .collect();
+        let plan = wal_plan(&store, &listings, &decisions)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut gone: Vec<&str> = plan
+            .keys
+            .iter()
+            .map(|k| &k["wal/00000001/".len()..][..24])
+            .collect();
+        gone.sort();
+        assert_eq!(
+            gone,
+            [
+                "000000010000000000000005",
+                "000000010000000000000006",
+                "000000010000000000000007"
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
