@@ -732,24 +732,35 @@ fn plain_by_design(key: &str) -> bool {
 
 const AGE_HEADER: &[u8] = b"age-encryption.org/v1\n";
 
+/// Objects whose first bytes are read at once: a WAL archive holds thousands
+/// of small objects, and one read after the other is a round trip each.
+const HEADER_READS_IN_FLIGHT: usize = 16;
+
 async fn encryption(store: &dyn WriteStore) -> anyhow::Result<Vec<Finding>> {
-    let mut plain = Vec::new();
-    let mut checked = 0usize;
-    for o in store.list("").await? {
-        if plain_by_design(&o.key) {
-            continue;
-        }
-        checked += 1;
-        let mut reader = store.open(&o.key).await?;
-        let mut head = Vec::with_capacity(AGE_HEADER.len());
-        (&mut reader)
-            .take(AGE_HEADER.len() as u64)
-            .read_to_end(&mut head)
-            .await?;
-        if head != AGE_HEADER {
-            plain.push(o.key);
-        }
-    }
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    let keys: Vec<String> = store
+        .list("")
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| !plain_by_design(k))
+        .collect();
+    let checked = keys.len();
+    let mut plain: Vec<String> = stream::iter(keys)
+        .map(|key| async move {
+            let mut reader = store.open(&key).await?;
+            let mut head = Vec::with_capacity(AGE_HEADER.len());
+            (&mut reader)
+                .take(AGE_HEADER.len() as u64)
+                .read_to_end(&mut head)
+                .await?;
+            anyhow::Ok((head != AGE_HEADER).then_some(key))
+        })
+        .buffer_unordered(HEADER_READS_IN_FLIGHT)
+        .try_filter_map(|k| async move { Ok(k) })
+        .try_collect()
+        .await?;
+    plain.sort();
     if plain.is_empty() {
         tracing::debug!(objects = checked, "every object is age-encrypted");
         return Ok(vec![]);
