@@ -103,6 +103,45 @@ async fn archiving_cluster(config: &Path) -> ScratchCluster {
     cluster
 }
 
+/// What an archiving test starts from: its directory, keys and repository
+/// (Garage), a scratch cluster archiving there, and the environment of a
+/// job that may also decrypt.
+struct Archiving {
+    dir: PathBuf,
+    keys: Keys,
+    repo: String,
+    cluster: ScratchCluster,
+    env: Vec<(String, String)>,
+}
+
+impl Archiving {
+    async fn start(name: &str) -> Self {
+        let dir = temp_dir(name);
+        let keys = Keys::new(&dir.join("keys"));
+        let repo = s3_repo(&name.replace('_', "-"));
+        let config = config_file(&dir, &repo, &keys);
+        open_up(&dir);
+        let cluster = archiving_cluster(&config).await;
+        let env = with_identity(job_env(&repo, &keys), &keys);
+        Self {
+            dir,
+            keys,
+            repo,
+            cluster,
+            env,
+        }
+    }
+}
+
+/// A URL of one of the cluster's databases, as postgres over its socket.
+fn url_of(cluster: &ScratchCluster, database: &str) -> String {
+    format!(
+        "postgres://postgres@localhost:{}/{database}?host={}",
+        cluster.port,
+        cluster.dir.display()
+    )
+}
+
 /// Write some WAL and switch segments `n` times.
 async fn activity(conn: &mut PgConnection, n: usize) {
     sqlx::raw_sql("CREATE TABLE IF NOT EXISTS churn (id int, pad text)")
@@ -164,12 +203,13 @@ async fn archived_names(repo: &str) -> Vec<stockops::wal::Archived> {
 
 #[tokio::test]
 async fn the_archiver_pushes_fetch_round_trips_and_verify_finds_a_gap() {
-    let dir = temp_dir("wal_arch");
-    let keys = Keys::new(&dir.join("keys"));
-    let repo = s3_repo("wal-arch");
-    let config = config_file(&dir, &repo, &keys);
-    open_up(&dir);
-    let cluster = archiving_cluster(&config).await;
+    let Archiving {
+        dir,
+        keys,
+        repo,
+        cluster,
+        env,
+    } = Archiving::start("wal_arch").await;
     let mut conn = connect_to(&cluster).await;
 
     // 1. The server archives through `stockops wal push`.
@@ -189,7 +229,6 @@ async fn the_archiver_pushes_fetch_round_trips_and_verify_finds_a_gap() {
     assert!(archived.iter().all(|a| a.key.ends_with(".zst.age")));
 
     // 2. Pushing the same segment again succeeds, quietly; a different file of that name fails.
-    let env = with_identity(job_env(&repo, &keys), &keys);
     let segment = cluster.dir.join("data/pg_wal").join(&before);
     let original = std::fs::read(&segment).unwrap();
     let push =
@@ -290,20 +329,16 @@ async fn the_archiver_pushes_fetch_round_trips_and_verify_finds_a_gap() {
 
 #[tokio::test]
 async fn a_physical_backup_of_an_archiving_cluster_verifies_and_its_wal_follows() {
-    let dir = temp_dir("wal_phys");
-    let keys = Keys::new(&dir.join("keys"));
-    let repo = s3_repo("wal-phys");
-    let config = config_file(&dir, &repo, &keys);
-    open_up(&dir);
-    let cluster = archiving_cluster(&config).await;
+    let Archiving {
+        dir,
+        keys,
+        repo,
+        cluster,
+        env,
+    } = Archiving::start("wal_phys").await;
     let mut conn = connect_to(&cluster).await;
     activity(&mut conn, 1).await;
-    let env = with_identity(job_env(&repo, &keys), &keys);
-    let url = format!(
-        "postgres://postgres@localhost:{}/postgres?host={}",
-        cluster.port,
-        cluster.dir.display()
-    );
+    let url = url_of(&cluster, "postgres");
     let out = stockops_env(&["backup", "--physical", "--json"], Some(&url), None, &env);
     assert_success(&out, "backup --physical");
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -530,12 +565,13 @@ async fn rows(conn: &mut PgConnection, sql: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn someone_deleted_rows_and_a_point_in_time_restore_brings_them_back() {
-    let dir = temp_dir("wal_pitr");
-    let keys = Keys::new(&dir.join("keys"));
-    let repo = s3_repo("wal-pitr");
-    let config = config_file(&dir, &repo, &keys);
-    open_up(&dir);
-    let cluster = archiving_cluster(&config).await;
+    let Archiving {
+        dir,
+        keys: _,
+        repo,
+        cluster,
+        env,
+    } = Archiving::start("wal_pitr").await;
     let mut conn = connect_to(&cluster).await;
     sqlx::raw_sql(
         "CREATE TABLE movements (id int PRIMARY KEY, what text NOT NULL);
@@ -544,12 +580,7 @@ async fn someone_deleted_rows_and_a_point_in_time_restore_brings_them_back() {
     .execute(&mut conn)
     .await
     .unwrap();
-    let env = with_identity(job_env(&repo, &keys), &keys);
-    let url = format!(
-        "postgres://postgres@localhost:{}/postgres?host={}",
-        cluster.port,
-        cluster.dir.display()
-    );
+    let url = url_of(&cluster, "postgres");
     let out = stockops_env(&["backup", "--physical", "--json"], Some(&url), None, &env);
     assert_success(&out, "backup --physical");
 
@@ -722,12 +753,13 @@ async fn someone_deleted_rows_and_a_point_in_time_restore_brings_them_back() {
 
 #[tokio::test]
 async fn with_archive_timeout_60_s_a_physical_drill_measures_the_real_rpo() {
-    let dir = temp_dir("wal_rpo");
-    let keys = Keys::new(&dir.join("keys"));
-    let repo = s3_repo("wal-rpo");
-    let config = config_file(&dir, &repo, &keys);
-    open_up(&dir);
-    let cluster = archiving_cluster(&config).await;
+    let Archiving {
+        dir: _,
+        keys: _,
+        repo,
+        cluster,
+        env,
+    } = Archiving::start("wal_rpo").await;
     let mut conn = connect_to(&cluster).await;
     for sql in [
         "ALTER SYSTEM SET archive_timeout = '60s'",
@@ -739,12 +771,7 @@ async fn with_archive_timeout_60_s_a_physical_drill_measures_the_real_rpo() {
         .execute(&mut conn)
         .await
         .unwrap();
-    let env = with_identity(job_env(&repo, &keys), &keys);
-    let url = format!(
-        "postgres://postgres@localhost:{}/postgres?host={}",
-        cluster.port,
-        cluster.dir.display()
-    );
+    let url = url_of(&cluster, "postgres");
     assert_success(
         &stockops_env(&["backup", "--physical"], Some(&url), None, &env),
         "backup --physical",
@@ -900,24 +927,20 @@ async fn count(conn: &mut PgConnection, sql: &str) -> i64 {
 /// drill's checks in the recovered database.
 #[tokio::test]
 async fn the_pitr_runbook_brings_deleted_orders_back_and_the_drill_checks_the_copy() {
-    let dir = temp_dir("wal_runbook");
-    let keys = Keys::new(&dir.join("keys"));
-    let repo = s3_repo("wal-runbook");
-    let config = config_file(&dir, &repo, &keys);
-    open_up(&dir);
-    let cluster = archiving_cluster(&config).await;
+    let Archiving {
+        dir,
+        keys: _,
+        repo: _,
+        cluster,
+        env,
+    } = Archiving::start("wal_runbook").await;
     debian_layout(&cluster);
     let mut admin = connect_to(&cluster).await;
     sqlx::raw_sql("CREATE DATABASE inventory")
         .execute(&mut admin)
         .await
         .unwrap();
-    let url = format!(
-        "postgres://postgres@localhost:{}/inventory?host={}",
-        cluster.port,
-        cluster.dir.display()
-    );
-    let env = with_identity(job_env(&repo, &keys), &keys);
+    let url = url_of(&cluster, "inventory");
     assert_success(
         &stockops_env(&["provision"], Some(&url), None, &env),
         "provision",
@@ -1140,20 +1163,16 @@ async fn the_pitr_runbook_brings_deleted_orders_back_and_the_drill_checks_the_co
 /// and refused by `restore --latest`.
 #[tokio::test]
 async fn a_later_timeline_is_followed_and_a_hole_at_its_start_is_found() {
-    let dir = temp_dir("wal_tl");
-    let keys = Keys::new(&dir.join("keys"));
-    let repo = s3_repo("wal-tl");
-    let config = config_file(&dir, &repo, &keys);
-    open_up(&dir);
-    let cluster = archiving_cluster(&config).await;
+    let Archiving {
+        dir,
+        keys: _,
+        repo,
+        cluster,
+        env,
+    } = Archiving::start("wal_tl").await;
     let mut conn = connect_to(&cluster).await;
     activity(&mut conn, 1).await;
-    let env = with_identity(job_env(&repo, &keys), &keys);
-    let url = format!(
-        "postgres://postgres@localhost:{}/postgres?host={}",
-        cluster.port,
-        cluster.dir.display()
-    );
+    let url = url_of(&cluster, "postgres");
     assert_success(
         &stockops_env(&["backup", "--physical"], Some(&url), None, &env),
         "backup --physical",
