@@ -8,7 +8,8 @@
 //! 3. write the recovery settings: `recovery.signal`, and in
 //!    `postgresql.auto.conf` (read last, so it wins) `restore_command =
 //!    'stockops --config FILE wal fetch %f %p'` with a config file that names
-//!    the repository and the identity file (no secret on a command line), the
+//!    the repository and a copy of the identity in the directory (mode 0600,
+//!    removed once recovery is over; no secret on a command line), the
 //!    target (`recovery_target_time` / `_lsn`, none for `--latest`),
 //!    `recovery_target_action = 'promote'`, and what keeps the copy apart
 //!    from production: its own port, no TCP, its own socket directory,
@@ -107,6 +108,14 @@ pub async fn run(
     }
     // 4. Start, and wait for the end of recovery.
     let log = dir.join("stockops-restore.log");
+    let psql = bin_dir
+        .map(|d| d.join("psql").display().to_string())
+        .unwrap_or_else(|| "psql".into());
+    let sql = |q: &str| query(root, &psql, dir, opts.port, q);
+    // A server still recovering when the wait gives up keeps the identity
+    // copy, to go on fetching; otherwise it goes once recovery is over.
+    let mut still_recovering = false;
+    let waited: anyhow::Result<()> = async {
     as_postgres(
         root,
         &bin,
@@ -128,10 +137,6 @@ pub async fn run(
             tail(&log)
         )
     })?;
-    let psql = bin_dir
-        .map(|d| d.join("psql").display().to_string())
-        .unwrap_or_else(|| "psql".into());
-    let sql = |q: &str| query(root, &psql, dir, opts.port, q);
     let deadline = Instant::now() + opts.timeout;
     let mut last_answer: String;
     loop {
@@ -158,9 +163,11 @@ pub async fn run(
             }
         }
         if Instant::now() > deadline {
+            still_recovering = true;
             bail!(
                 "recovery had not ended after {} s ({last_answer}); the server is left running in {} \
-                 (its log: {})",
+                 (its log: {}; the identity copy {IDENTITY_COPY} stays there for it to go on: \
+                 remove the directory when done)",
                 opts.timeout.as_secs(),
                 dir.display(),
                 log.display()
@@ -168,6 +175,13 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    Ok(())
+    }
+    .await;
+    if !still_recovering {
+        let _ = std::fs::remove_file(dir.join(IDENTITY_COPY));
+    }
+    waited?;
     // 5. Where it stopped.
     let row = sql(
         // The timeline of the WAL being written: right after a promotion
@@ -315,10 +329,30 @@ fn conf_str(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 
+/// The copy of the identity restore_command reads, inside the recovered
+/// directory.
+const IDENTITY_COPY: &str = "stockops-restore-identity.txt";
+
 fn write_settings(dir: &Path, opts: &PitrOptions, id: &str) -> anyhow::Result<()> {
     let config = dir.join("stockops-restore.toml");
-    let identity = std::fs::canonicalize(&opts.identity_file)
-        .with_context(|| format!("the identity file {}", opts.identity_file.display()))?;
+    // restore_command runs as the server's OS user: it reads a copy of the
+    // identity, mode 0600 in the 0700 directory (chowned with the rest),
+    // removed once recovery is over. The original stays readable by root only.
+    let identity = dir.join(IDENTITY_COPY);
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt;
+        let key = std::fs::read(&opts.identity_file).with_context(|| {
+            format!("reading the identity file {}", opts.identity_file.display())
+        })?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&identity)
+            .and_then(|mut f| f.write_all(&key).and_then(|()| f.sync_all()))
+            .with_context(|| format!("copying the identity into {}", dir.display()))?;
+    }
     std::fs::write(
         &config,
         format!(
@@ -431,15 +465,22 @@ fn run_ok(cmd: &mut Command) -> anyhow::Result<String> {
 }
 
 fn as_postgres(root: bool, program: &str, args: &[&str]) -> anyhow::Result<String> {
-    if root {
-        run_ok(
-            Command::new("runuser")
-                .args(["-u", "postgres", "--", program])
-                .args(args),
-        )
+    let mut cmd = if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", program]);
+        c
     } else {
-        run_ok(Command::new(program).args(args))
+        Command::new(program)
+    };
+    // The server started here runs restore_command with the environment it
+    // inherits, and stockops' variables win over its config file: they would
+    // point `wal fetch` at this run's identity file instead of the copy.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("STOCKOPS_") {
+            cmd.env_remove(key);
+        }
     }
+    run_ok(cmd.args(args))
 }
 
 /// One query as the postgres OS user over the restored server's socket

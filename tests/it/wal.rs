@@ -121,6 +121,13 @@ impl Archiving {
         let repo = s3_repo(&name.replace('_', "-"));
         let config = config_file(&dir, &repo, &keys);
         open_up(&dir);
+        // The private key stays root's: recoveries must not need the
+        // postgres OS user to read it.
+        std::fs::set_permissions(
+            &keys.identity,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
         let cluster = archiving_cluster(&config).await;
         let env = with_identity(job_env(&repo, &keys), &keys);
         Self {
@@ -668,6 +675,11 @@ async fn someone_deleted_rows_and_a_point_in_time_restore_brings_them_back() {
         .await
         .unwrap();
     assert_eq!(archive_mode, "off");
+    // The identity copy restore_command read is gone with the recovery.
+    assert!(
+        !target.join("stockops-restore-identity.txt").exists(),
+        "the identity copy is removed once recovery is over"
+    );
     restored.close().await.unwrap();
 
     // To the end of the archive: everything, the accident included.
