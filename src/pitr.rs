@@ -115,68 +115,15 @@ pub async fn run(
     // A server still recovering when the wait gives up keeps the identity
     // copy, to go on fetching; otherwise it goes once recovery is over.
     let mut still_recovering = false;
-    let waited: anyhow::Result<()> = async {
-    as_postgres(
+    let waited = start_and_wait(
         root,
         &bin,
-        &[
-            "-D",
-            path(dir),
-            "-l",
-            path(&log),
-            "-w",
-            "-t",
-            "600",
-            "start",
-        ],
+        dir,
+        &log,
+        &sql,
+        opts.timeout,
+        &mut still_recovering,
     )
-    .with_context(|| {
-        format!(
-            "starting the restored server; the end of its log ({}):\n{}",
-            log.display(),
-            tail(&log)
-        )
-    })?;
-    let deadline = Instant::now() + opts.timeout;
-    let mut last_answer: String;
-    loop {
-        match sql("SELECT pg_is_in_recovery()") {
-            Ok(s) if s == "f" => break,
-            Ok(_) => last_answer = "still in recovery".into(),
-            Err(e) if !dir.join("postmaster.pid").exists() => {
-                bail!(
-                    "the restored server stopped during recovery ({e}); the end of its log:\n{}",
-                    tail(&log)
-                )
-            }
-            Err(e) => {
-                let why = exit::one_line(&e);
-                if why.contains("authentication failed") || why.contains("no password supplied") {
-                    bail!(
-                        "the restored server does not let the postgres OS user in over its socket \
-                         without a password ({why}): its pg_hba.conf is production's; give it a \
-                         `local all postgres peer` line first (the server is left running in {})",
-                        dir.display()
-                    );
-                }
-                last_answer = format!("could not ask it: {why}");
-            }
-        }
-        if Instant::now() > deadline {
-            still_recovering = true;
-            bail!(
-                "recovery had not ended after {} s ({last_answer}); the server is left running in {} \
-                 (its log: {}; the identity copy {IDENTITY_COPY} stays there for it to go on: \
-                 remove the directory when done)",
-                opts.timeout.as_secs(),
-                dir.display(),
-                log.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    Ok(())
-    }
     .await;
     if !still_recovering {
         let _ = std::fs::remove_file(dir.join(IDENTITY_COPY));
@@ -220,6 +167,71 @@ pub async fn run(
         reached_time: reached,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Start the restored server and wait, bounded, until recovery has ended
+/// and it is promoted. `still_recovering` says whether the wait gave up on
+/// a server that is still at it (left running).
+async fn start_and_wait(
+    root: bool,
+    bin: &str,
+    dir: &Path,
+    log: &Path,
+    sql: &dyn Fn(&str) -> anyhow::Result<String>,
+    timeout: Duration,
+    still_recovering: &mut bool,
+) -> anyhow::Result<()> {
+    as_postgres(
+        root,
+        bin,
+        &["-D", path(dir), "-l", path(log), "-w", "-t", "600", "start"],
+    )
+    .with_context(|| {
+        format!(
+            "starting the restored server; the end of its log ({}):\n{}",
+            log.display(),
+            tail(log)
+        )
+    })?;
+    let deadline = Instant::now() + timeout;
+    let mut last_answer: String;
+    loop {
+        match sql("SELECT pg_is_in_recovery()") {
+            Ok(s) if s == "f" => break,
+            Ok(_) => last_answer = "still in recovery".into(),
+            Err(e) if !dir.join("postmaster.pid").exists() => {
+                bail!(
+                    "the restored server stopped during recovery ({e}); the end of its log:\n{}",
+                    tail(log)
+                )
+            }
+            Err(e) => {
+                let why = exit::one_line(&e);
+                if why.contains("authentication failed") || why.contains("no password supplied") {
+                    bail!(
+                        "the restored server does not let the postgres OS user in over its socket \
+                         without a password ({why}): its pg_hba.conf is production's; give it a \
+                         `local all postgres peer` line first (the server is left running in {})",
+                        dir.display()
+                    );
+                }
+                last_answer = format!("could not ask it: {why}");
+            }
+        }
+        if Instant::now() > deadline {
+            *still_recovering = true;
+            bail!(
+                "recovery had not ended after {} s ({last_answer}); the server is left running in {} \
+                 (its log: {}; the identity copy {IDENTITY_COPY} stays there for it to go on: \
+                 remove the directory when done)",
+                timeout.as_secs(),
+                dir.display(),
+                log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(())
 }
 
 /// Refuse an archive with a hole after the backup; the newest segment
