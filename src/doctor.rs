@@ -631,12 +631,7 @@ async fn drift(conn: &mut PgConnection, decl: &Declaration) -> anyhow::Result<Ve
 }
 
 fn age_text(d: chrono::Duration) -> String {
-    let h = d.num_minutes() as f64 / 60.0;
-    if h >= 48.0 {
-        format!("{:.1} days", h / 24.0)
-    } else {
-        format!("{h:.1} h")
-    }
+    crate::output::age(d.num_seconds() as f64)
 }
 
 async fn backup_age(store: &dyn WriteStore, max: Duration) -> anyhow::Result<Vec<Finding>> {

@@ -71,3 +71,16 @@ pub fn write_rows(
     }
     Ok(())
 }
+
+/// A duration for people: 42 s, 12 min, 3.5 h, 2.0 days.
+pub fn age(seconds: f64) -> String {
+    if seconds < 120.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 7200.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else if seconds < 172_800.0 {
+        format!("{:.1} h", seconds / 3600.0)
+    } else {
+        format!("{:.1} days", seconds / 86400.0)
+    }
+}

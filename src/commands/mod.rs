@@ -26,25 +26,12 @@ use crate::cli::{Cli, Command};
 use crate::config::Settings;
 
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
-    // restore_command: PostgreSQL takes exit codes 1 to 125 for "no such
-    // file" and would end recovery there, silently short; every other
-    // failure must stop the recovery instead.
+    // `wal fetch` maps every failure, reading the settings included.
     if let Command::Wal(crate::cli::WalCommand::Fetch(args)) = &cli.command {
         let name = args.name.clone();
-        return dispatch(cli).await.map_err(|e| {
-            if crate::exit::code_for(&e) == crate::exit::NOT_FOUND {
-                e
-            } else {
-                crate::exit::Coded::new(
-                    crate::exit::RECOVERY_ABORT,
-                    format!(
-                        "could not restore WAL file {name} (exit 128: recovery stops here): {}",
-                        crate::exit::one_line(&e)
-                    ),
-                )
-                .into()
-            }
-        });
+        return dispatch(cli)
+            .await
+            .map_err(|e| wal::fetch_failure(&name, e));
     }
     dispatch(cli).await
 }

@@ -60,6 +60,24 @@ async fn fetch(settings: &Settings, args: WalFetchArgs) -> anyhow::Result<u8> {
     }
 }
 
+/// restore_command's exit: PostgreSQL takes codes 1 to 125 for "no such
+/// file" and would end recovery there, silently short, so every failure but
+/// a missing file exits [`exit::RECOVERY_ABORT`], which stops the recovery.
+pub(super) fn fetch_failure(name: &str, e: anyhow::Error) -> anyhow::Error {
+    if exit::code_for(&e) == exit::NOT_FOUND {
+        return e;
+    }
+    exit::Coded::new(
+        exit::RECOVERY_ABORT,
+        format!(
+            "could not restore WAL file {name} (exit {}: recovery stops here): {}",
+            exit::RECOVERY_ABORT,
+            exit::one_line(&e)
+        ),
+    )
+    .into()
+}
+
 async fn verify(settings: &Settings, args: WalVerifyArgs) -> anyhow::Result<u8> {
     let store = super::repository(settings).await?;
     let mut segment_size = args.segment_size_mib * 1024 * 1024;
@@ -99,15 +117,14 @@ async fn verify(settings: &Settings, args: WalVerifyArgs) -> anyhow::Result<u8> 
             Some(age) => Some(format!(
                 "the newest WAL file was archived {} ago, more than --max-age-minutes {max}: \
                  is the archiver running? (pg_stat_archiver, archive_mode, archive_command)",
-                human_age(age)
+                crate::output::age(age)
             )),
             None => Some("no WAL file is archived at all: is archive_mode on?".to_string()),
         }
     });
+    // The report says both; the exit names the gaps first.
     let continuous = v.ok;
-    if stale.is_some() {
-        v.ok = false;
-    }
+    v.ok &= stale.is_none();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -174,21 +191,8 @@ fn print_verification(v: &wal::Verification) {
             .map(|b| format!(", from backup {b}"))
             .unwrap_or_default(),
         v.newest_age_seconds
-            .map(|a| format!(", the newest archived {} ago", human_age(a)))
+            .map(|a| format!(", the newest archived {} ago", crate::output::age(a)))
             .unwrap_or_default(),
         if v.ok { "continuous" } else { "NOT OK" }
     );
-}
-
-/// 42 s, 12 min, 3.5 h, 2.0 days.
-fn human_age(seconds: f64) -> String {
-    if seconds < 120.0 {
-        format!("{seconds:.0} s")
-    } else if seconds < 7200.0 {
-        format!("{:.0} min", seconds / 60.0)
-    } else if seconds < 172_800.0 {
-        format!("{:.1} h", seconds / 3600.0)
-    } else {
-        format!("{:.1} days", seconds / 86400.0)
-    }
 }
