@@ -255,21 +255,12 @@ async fn wal_plan(
         .into_iter()
         .filter_map(|o| crate::wal::parse_key(&o.key, o.size))
         .collect();
-    // A file goes only when no kept physical backup needs it: with backups on
-    // several timelines the oldest by time need not start lowest.
-    let mut expired = crate::wal::before(&archived, w.timeline, &w.start_segment, w.segment_size);
-    for (_, other) in &physical {
-        let unneeded: BTreeSet<&str> = crate::wal::before(
-            &archived,
-            other.timeline,
-            &other.start_segment,
-            other.segment_size,
-        )
-        .into_iter()
-        .map(|a| a.key.as_str())
+    // A file goes only when no kept physical backup needs it.
+    let starts: Vec<(u32, &str)> = physical
+        .iter()
+        .map(|(_, w)| (w.timeline, w.start_segment.as_str()))
         .collect();
-        expired.retain(|a| unneeded.contains(a.key.as_str()));
-    }
+    let expired = crate::wal::before(&archived, &starts, w.segment_size);
     Ok(Some(WalPlan {
         from_backup: m.id.clone(),
         from_segment: w.start_segment.clone(),

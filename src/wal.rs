@@ -503,24 +503,35 @@ fn write_verified(
     Ok(digests.plain.bytes)
 }
 
-/// The archived WAL files a physical backup starting at `segment` on
-/// `timeline` (and every later backup) can never need: segments, partial
-/// segments and backup history files numbered below it, on that timeline or an
-/// earlier one. Timeline history files are always kept (they are tiny and
+/// The archived WAL files that none of the physical backups starting at
+/// `starts` (timeline, first segment) can ever need: a physical backup (and
+/// every later one) never needs segments, partial segments and backup history
+/// files numbered below its start, on its timeline or an earlier one. With
+/// backups on several timelines the oldest by time need not start lowest, so
+/// each must agree. Timeline history files are always kept (they are tiny and
 /// recovery reads them to follow timelines).
 pub fn before<'a>(
     archived: &'a [Archived],
-    timeline: u32,
-    segment: &str,
+    starts: &[(u32, &str)],
     segment_size: u64,
 ) -> Vec<&'a Archived> {
-    let Some((_, start)) = segment_number(segment, segment_size) else {
+    let Some(starts) = starts
+        .iter()
+        .map(|&(tl, s)| segment_number(s, segment_size).map(|(_, n)| (tl, n)))
+        .collect::<Option<Vec<_>>>()
+    else {
         return vec![];
     };
     archived
         .iter()
-        .filter(|a| a.kind != Kind::History && a.timeline <= timeline)
-        .filter(|a| segment_number(&a.name[..24], segment_size).is_some_and(|(_, n)| n < start))
+        .filter(|a| a.kind != Kind::History && !starts.is_empty())
+        .filter(|a| {
+            segment_number(&a.name[..24], segment_size).is_some_and(|(_, n)| {
+                starts
+                    .iter()
+                    .all(|&(timeline, start)| a.timeline <= timeline && n < start)
+            })
+        })
         .collect()
 }
 
@@ -581,15 +592,16 @@ pub async fn verify(
     start: Option<&Start>,
     segment_size: u64,
 ) -> anyhow::Result<Verification> {
-    let listed = store.list(PREFIX).await?;
-    let newest_at = listed
-        .iter()
-        .filter(|o| parse_key(&o.key, o.size).is_some())
-        .filter_map(|o| o.modified)
-        .max();
-    let all: Vec<Archived> = listed
+    let mut newest_at = None;
+    let all: Vec<Archived> = store
+        .list(PREFIX)
+        .await?
         .into_iter()
-        .filter_map(|o| parse_key(&o.key, o.size))
+        .filter_map(|o| {
+            let a = parse_key(&o.key, o.size)?;
+            newest_at = newest_at.max(o.modified);
+            Some(a)
+        })
         .collect();
     let mut by_name: BTreeMap<&str, Vec<&Archived>> = BTreeMap::new();
     for a in &all {
@@ -657,8 +669,8 @@ fn timeline_reports(
         let Some(&oldest) = numbers.first() else {
             continue;
         };
-        let newest = *numbers.last().unwrap_or(&oldest);
-        let parent = below.replace((tl, newest));
+        let last = *numbers.last().unwrap_or(&oldest);
+        let parent = below.replace((tl, last));
         let (first, follows) = match start {
             Some((stl, n)) if stl == tl => (Some(n), None),
             Some((stl, _)) if tl < stl => (None, None),
@@ -698,14 +710,13 @@ pub async fn continuous_after(
     segment_size: u64,
 ) -> anyhow::Result<Option<String>> {
     let v = verify(store, Some(start), segment_size).await?;
-    let mut newest = None;
-    for t in v
+    let ahead: Vec<&TimelineReport> = v
         .timelines
         .iter()
         .filter(|t| u32::from_str_radix(&t.timeline, 16).is_ok_and(|tl| tl >= start.timeline))
-    {
-        if let Some(g) = t.gaps.first() {
-            return Err(crate::exit::Coded::new(
+        .collect();
+    if let Some(g) = ahead.iter().find_map(|t| t.gaps.first()) {
+        return Err(crate::exit::Coded::new(
             crate::exit::FAILURE,
             format!(
                 "the WAL archive misses {} segment(s) from {} on after backup {}: recovery to its end would stop \
@@ -714,10 +725,8 @@ pub async fn continuous_after(
             ),
         )
         .into());
-        }
-        newest = Some(t.newest.clone());
     }
-    Ok(newest)
+    Ok(ahead.last().map(|t| t.newest.clone()))
 }
 
 /// The runs missing from `first` to the last of the sorted `numbers`.
@@ -833,7 +842,7 @@ mod tests {
             mk("000000020000000000000007"),
             mk("000000030000000000000001"),
         ];
-        let gone: Vec<&str> = before(&all, 2, "000000020000000000000006", SEG)
+        let gone: Vec<&str> = before(&all, &[(2, "000000020000000000000006")], SEG)
             .iter()
             .map(|a| a.name.as_str())
             .collect();
