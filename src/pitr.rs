@@ -114,18 +114,8 @@ pub async fn run(
     let sql = |q: &str| query(root, &psql, dir, opts.port, q);
     // A server still recovering when the wait gives up keeps the identity
     // copy, to go on fetching; otherwise it goes once recovery is over.
-    let mut still_recovering = false;
-    let waited = start_and_wait(
-        root,
-        &bin,
-        dir,
-        &log,
-        &sql,
-        opts.timeout,
-        &mut still_recovering,
-    )
-    .await;
-    if !still_recovering {
+    let waited = start_and_wait(root, &bin, dir, &log, &sql, opts.timeout).await;
+    if !waited.as_ref().is_err_and(|e| e.is::<StillRecovering>()) {
         let _ = std::fs::remove_file(dir.join(IDENTITY_COPY));
     }
     waited?;
@@ -169,9 +159,13 @@ pub async fn run(
     })
 }
 
+/// The wait for the end of recovery gave up; the server is left running.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct StillRecovering(String);
+
 /// Start the restored server and wait, bounded, until recovery has ended
-/// and it is promoted. `still_recovering` says whether the wait gave up on
-/// a server that is still at it (left running).
+/// and it is promoted ([`StillRecovering`] when the wait gives up).
 async fn start_and_wait(
     root: bool,
     bin: &str,
@@ -179,7 +173,6 @@ async fn start_and_wait(
     log: &Path,
     sql: &dyn Fn(&str) -> anyhow::Result<String>,
     timeout: Duration,
-    still_recovering: &mut bool,
 ) -> anyhow::Result<()> {
     as_postgres(
         root,
@@ -219,15 +212,15 @@ async fn start_and_wait(
             }
         }
         if Instant::now() > deadline {
-            *still_recovering = true;
-            bail!(
+            return Err(StillRecovering(format!(
                 "recovery had not ended after {} s ({last_answer}); the server is left running in {} \
                  (its log: {}; the identity copy {IDENTITY_COPY} stays there for it to go on: \
                  remove the directory when done)",
                 timeout.as_secs(),
                 dir.display(),
                 log.display()
-            );
+            ))
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
