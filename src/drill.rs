@@ -405,68 +405,72 @@ pub(crate) async fn check_recovered_cluster(dir: &Path, port: u16) -> Vec<DrillC
         ok: false,
         detail: format!("{e:#}"),
     };
-    let databases: anyhow::Result<Vec<String>> = async {
+    let decl = match Declaration::embedded() {
+        Ok(d) => d,
+        Err(e) => return vec![failed("the embedded declaration", e)],
+    };
+    let all: anyhow::Result<Vec<String>> = async {
         let mut c = PgConnection::connect_with(&opts("postgres")).await?;
-        let all: Vec<String> = sqlx::query_scalar(
+        let all = sqlx::query_scalar(
             "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1",
         )
         .fetch_all(&mut c)
         .await?;
         c.close().await.ok();
-        let mut ours = Vec::new();
-        for db in all {
-            let mut c = PgConnection::connect_with(&opts(&db)).await?;
-            let has: bool = sqlx::query_scalar(
-                "SELECT to_regnamespace('api') IS NOT NULL AND to_regnamespace('inventory') IS NOT NULL \
-                 AND to_regnamespace('audit') IS NOT NULL",
-            )
-            .fetch_one(&mut c)
-            .await?;
-            c.close().await.ok();
-            if has {
-                ours.push(db);
-            }
-        }
-        Ok(ours)
+        Ok(all)
     }
     .await;
-    let databases = match databases {
-        Ok(d) => d,
+    let all = match all {
+        Ok(all) => all,
         Err(e) => return vec![failed("connect to the recovered cluster", e)],
     };
-    let mut checks = vec![DrillCheck {
-        name: "stockops databases in the recovered cluster".into(),
-        ok: true,
-        detail: if databases.is_empty() {
-            "none: only the recovery itself was checked".into()
-        } else {
-            databases.join(", ")
-        },
-    }];
-    let decl = match Declaration::embedded() {
-        Ok(d) => d,
-        Err(e) => return vec![failed("the embedded declaration", e)],
-    };
-    for db in databases {
+    let mut ours = Vec::new();
+    let mut checks = Vec::new();
+    for db in all {
         let target = opts(&db);
         let named = |mut c: DrillCheck| {
             c.name = format!("{}: {}", db, c.name);
             c
         };
-        let result: anyhow::Result<Vec<DrillCheck>> = async {
+        // None: not a stockops database.
+        let result: anyhow::Result<Option<Vec<DrillCheck>>> = async {
             let mut conn = PgConnection::connect_with(&target).await?;
+            let has: bool = sqlx::query_scalar(
+                "SELECT to_regnamespace('api') IS NOT NULL AND to_regnamespace('inventory') IS NOT NULL \
+                 AND to_regnamespace('audit') IS NOT NULL",
+            )
+            .fetch_one(&mut conn)
+            .await?;
+            if !has {
+                conn.close().await.ok();
+                return Ok(None);
+            }
             let mut found = vec![drift_check(&mut conn, &decl, false).await?];
             found.push(audit_check(&mut conn, None).await);
             found.extend(smoke_calls(&mut conn, &target, &decl).await?);
             conn.close().await.ok();
-            Ok(found)
+            Ok(Some(found))
         }
         .await;
         match result {
-            Ok(found) => checks.extend(found.into_iter().map(named)),
+            Ok(None) => continue,
+            Ok(Some(found)) => checks.extend(found.into_iter().map(named)),
             Err(e) => checks.push(named(failed("checks", e))),
         }
+        ours.push(db);
     }
+    checks.insert(
+        0,
+        DrillCheck {
+            name: "stockops databases in the recovered cluster".into(),
+            ok: true,
+            detail: if ours.is_empty() {
+                "none: only the recovery itself was checked".into()
+            } else {
+                ours.join(", ")
+            },
+        },
+    );
     checks
 }
 
