@@ -57,6 +57,24 @@ fn as_postgres(program: &str, args: &[&str]) -> Output {
     cmd.args(args).output().unwrap()
 }
 
+/// `pg_ctl ACTION -D DIR -w` as the postgres OS user, with `-l LOG -t 60`
+/// and any `extra` options for start and restart; it must succeed.
+fn pg_ctl(action: &str, dir: &Path, log: Option<&Path>, extra: &[&str]) {
+    let mut args = vec!["-D", dir.to_str().unwrap(), "-w"];
+    if let Some(log) = log {
+        args.extend(["-l", log.to_str().unwrap(), "-t", "60"]);
+    }
+    args.extend(extra);
+    args.push(action);
+    let out = as_postgres("pg_ctl", &args);
+    assert!(
+        out.status.success(),
+        "pg_ctl {action} -D {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 async fn connect_to(cluster: &ScratchCluster) -> PgConnection {
     PgConnection::connect_with(&cluster.options("postgres").disable_statement_logging())
         .await
@@ -80,25 +98,11 @@ async fn archiving_cluster(config: &Path) -> ScratchCluster {
         sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
     }
     conn.close().await.unwrap();
-    let data = cluster.dir.join("data");
-    let log = cluster.dir.join("log");
-    let out = as_postgres(
-        "pg_ctl",
-        &[
-            "-D",
-            data.to_str().unwrap(),
-            "-l",
-            log.to_str().unwrap(),
-            "-w",
-            "-t",
-            "60",
-            "restart",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "restart: {}",
-        String::from_utf8_lossy(&out.stderr)
+    pg_ctl(
+        "restart",
+        &cluster.dir.join("data"),
+        Some(&cluster.dir.join("log")),
+        &[],
     );
     cluster
 }
@@ -879,12 +883,7 @@ async fn with_archive_timeout_60_s_a_physical_drill_measures_the_real_rpo() {
 fn debian_layout(cluster: &ScratchCluster) {
     let data = cluster.dir.join("data");
     let etc = cluster.dir.join("etc");
-    let out = as_postgres("pg_ctl", &["-D", data.to_str().unwrap(), "-w", "stop"]);
-    assert!(
-        out.status.success(),
-        "stop: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pg_ctl("stop", &data, None, &[]);
     std::fs::create_dir_all(&etc).unwrap();
     for f in ["postgresql.conf", "pg_hba.conf", "pg_ident.conf"] {
         std::fs::rename(data.join(f), etc.join(f)).unwrap();
@@ -904,26 +903,11 @@ fn debian_layout(cluster: &ScratchCluster) {
         cluster.port,
         cluster.dir.display()
     );
-    let log = cluster.dir.join("log");
-    let out = as_postgres(
-        "pg_ctl",
-        &[
-            "-D",
-            etc.to_str().unwrap(),
-            "-l",
-            log.to_str().unwrap(),
-            "-o",
-            &opts,
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "start from etc: {}",
-        String::from_utf8_lossy(&out.stderr)
+    pg_ctl(
+        "start",
+        &etc,
+        Some(&cluster.dir.join("log")),
+        &["-o", &opts],
     );
 }
 
@@ -1237,24 +1221,11 @@ async fn a_later_timeline_is_followed_and_a_hole_at_its_start_is_found() {
         .await
         .unwrap();
     tl2.close().await.unwrap();
-    let log = copy.join("stockops-restore.log");
-    let out = as_postgres(
-        "pg_ctl",
-        &[
-            "-D",
-            copy.to_str().unwrap(),
-            "-l",
-            log.to_str().unwrap(),
-            "-w",
-            "-t",
-            "60",
-            "restart",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "restart: {}",
-        String::from_utf8_lossy(&out.stderr)
+    pg_ctl(
+        "restart",
+        &copy,
+        Some(&copy.join("stockops-restore.log")),
+        &[],
     );
     // The history file was written while the copy did not archive.
     let history = copy.join("pg_wal/00000002.history");
