@@ -601,10 +601,11 @@ async fn someone_deleted_rows_and_a_point_in_time_restore_brings_them_back() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let noted: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let (noted, noted_lsn): (chrono::DateTime<chrono::Utc>, String) =
+        sqlx::query_as("SELECT clock_timestamp(), pg_current_wal_insert_lsn()::text")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     sqlx::raw_sql("DELETE FROM movements WHERE id <= 50")
         .execute(&mut conn)
@@ -685,6 +686,79 @@ async fn someone_deleted_rows_and_a_point_in_time_restore_brings_them_back() {
         "the identity copy is removed once recovery is over"
     );
     restored.close().await.unwrap();
+
+    // To the LSN noted with the time: the same state.
+    let by_lsn = dir.join("by-lsn");
+    let _guard_lsn = Restored(by_lsn.clone());
+    let out = stockops_env(
+        &[
+            "restore",
+            "--physical",
+            "latest",
+            "--target-dir",
+            by_lsn.to_str().unwrap(),
+            "--to-lsn",
+            &noted_lsn,
+            "--recovery-timeout",
+            "120",
+            "--json",
+        ],
+        None,
+        None,
+        &env,
+    );
+    assert_success(&out, "restore --physical --to-lsn");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["target"], format!("lsn {noted_lsn}"), "{report}");
+    let opts = sqlx::postgres::PgConnectOptions::new()
+        .socket(&by_lsn)
+        .port(report["port"].as_u64().unwrap() as u16)
+        .username("postgres")
+        .database("postgres");
+    let mut at_lsn = PgConnection::connect_with(&opts).await.unwrap();
+    assert_eq!(
+        rows(&mut at_lsn, "SELECT what FROM movements WHERE id <= 50")
+            .await
+            .len(),
+        50,
+        "the deleted rows are back"
+    );
+    assert_eq!(
+        rows(
+            &mut at_lsn,
+            "SELECT what FROM movements WHERE id > 100 ORDER BY id"
+        )
+        .await,
+        vec!["before the accident".to_string()]
+    );
+    at_lsn.close().await.unwrap();
+
+    // A drill to the noted time: recovered, and its last replayed commit is before it.
+    let out = stockops_env(
+        &[
+            "drill",
+            "--physical",
+            "--to-time",
+            &noted.to_rfc3339(),
+            "--json",
+        ],
+        None,
+        None,
+        &env,
+    );
+    assert_success(&out, "drill --physical --to-time");
+    let drill: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(drill["ok"], true, "{drill}");
+    let reached: chrono::DateTime<chrono::Utc> =
+        drill["snapshot_at"].as_str().unwrap().parse().unwrap();
+    assert!(reached <= noted, "replayed up to {reached}, target {noted}");
+    assert!(
+        drill["target"]
+            .as_str()
+            .unwrap()
+            .contains(&noted.to_rfc3339()),
+        "{drill}"
+    );
 
     // To the end of the archive: everything, the accident included.
     let latest = dir.join("latest");
