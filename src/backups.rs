@@ -209,6 +209,11 @@ pub async fn verify(
         &plain.plain,
         &meta.globals.plain,
     ));
+    if let (Some(roles), Some(want)) = (m.object("roles"), &meta.roles) {
+        let (plain, _) = open_object(store, &roles.key, ids, io::sink()).await?;
+        v.checks
+            .push(compare("roles (plaintext)", &plain.plain, &want.plain));
+    }
     let data = m
         .object("data")
         .context("the manifest lists no data object")?;

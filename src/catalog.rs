@@ -3,6 +3,8 @@
 //! ```text
 //! backups/<ID>/data.dump.zst.age       pg_dump custom archive, zstd, age
 //! backups/<ID>/globals.sql.zst.age     pg_dumpall --globals-only --no-role-passwords, zstd, age
+//!                                      (for people to read; never executed by stockops)
+//! backups/<ID>/roles.json.zst.age      roles, memberships, settings as data (crate::globals), zstd, age
 //! backups/<ID>/metadata.json.age       row counts, fingerprints, audit head, plaintext digests (age)
 //! backups/<ID>/manifest.json           written last: without it the backup does not exist
 //!
@@ -29,6 +31,7 @@ pub const PREFIX: &str = "backups/";
 pub const MANIFEST: &str = "manifest.json";
 pub const DATA: &str = "data.dump.zst.age";
 pub const GLOBALS: &str = "globals.sql.zst.age";
+pub const ROLES: &str = "roles.json.zst.age";
 pub const METADATA: &str = "metadata.json.age";
 pub const BASE: &str = "base.tar.zst.age";
 
@@ -183,6 +186,10 @@ pub struct Metadata {
     pub audit_head: Option<String>,
     pub data: Digests,
     pub globals: Digests,
+    /// The roles as data (crate::globals); backups taken before it existed
+    /// have none, and `restore --with-globals` refuses them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Digests>,
     pub pg_dump_version: String,
 }
 

@@ -874,9 +874,15 @@ pub struct RestoreArgs {
     /// Restore into a database that already holds tables (its objects are dropped and recreated).
     #[arg(long)]
     pub force: bool,
-    /// First create the roles and memberships the target cluster lacks (never passwords).
+    /// First create the roles the target cluster lacks, with their settings and
+    /// memberships, from the backup's roles stored as data (never passwords,
+    /// never SUPERUSER; existing roles are left as they are).
     #[arg(long)]
     pub with_globals: bool,
+    /// With --with-globals: also grant the backup's memberships between roles
+    /// the target already has, even those revoked there since.
+    #[arg(long, requires = "with_globals")]
+    pub regrant_memberships: bool,
     /// Restore with N parallel jobs: the archive is first decrypted to a private
     /// temporary file (STOCKOPS_SPOOL_DIR, else the system's), removed afterwards.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]

@@ -318,6 +318,7 @@ async fn restore_and_verify(
     let opts = RestoreOptions {
         force: false,
         with_globals: true,
+        regrant_memberships: false,
         jobs: 1,
     };
     let restored = restore::run(store, m, ids, target, url, opts).await?;

@@ -17,6 +17,7 @@
 //!   ├── etl                order files in, stock state out, through the api
 //!   ├── audit              verifying the hash chain of the audit log
 //!   ├── backup, backups    taking backups; listing and verifying them
+//!   ├── globals            the cluster's roles as data: captured, validated, applied
 //!   ├── wal                archiving WAL files one by one; finding gaps
 //!   ├── pitr               physical restore to a point in time, beside production
 //!   ├── doctor             hardening checks of the server and the repository
@@ -51,6 +52,7 @@ pub mod doctor;
 pub mod drill;
 pub mod etl;
 pub mod exit;
+pub mod globals;
 pub mod interrupt;
 pub mod legacy;
 pub mod logging;

@@ -5,8 +5,9 @@
 //! 1. decrypt the backup's metadata first: a wrong identity fails here, before
 //!    the target is touched, naming the backup's recipients;
 //! 2. refuse a target that already holds tables, unless `--force`;
-//! 3. with `--with-globals`, create the roles the target cluster lacks (and
-//!    their memberships; never passwords);
+//! 3. with `--with-globals`, create the roles the target cluster lacks, with
+//!    their settings and memberships, from the backup's roles stored as data
+//!    (never passwords, never SUPERUSER, never SQL text: see crate::globals);
 //! 4. stream the archive into `pg_restore --single-transaction --exit-on-error`:
 //!    a corrupted or truncated object, caught by age's authentication, makes
 //!    pg_restore roll everything back, so nothing half-restored remains;
@@ -28,6 +29,7 @@ use crate::catalog::{Manifest, TableFingerprint};
 use crate::crypto::Identities;
 use crate::db;
 use crate::exit;
+use crate::globals;
 use crate::pipeline;
 use crate::storage::ReadStore;
 
@@ -35,6 +37,9 @@ use crate::storage::ReadStore;
 pub struct RestoreOptions {
     pub force: bool,
     pub with_globals: bool,
+    /// With `with_globals`: also grant the backup's memberships between
+    /// roles the target already has (perhaps revoked there on purpose).
+    pub regrant_memberships: bool,
     /// pg_restore jobs; above 1 the archive is spooled decrypted to a private
     /// temporary file (parallel restore needs a seekable archive).
     pub jobs: u32,
@@ -47,6 +52,9 @@ pub struct Report {
     pub tables_checked: usize,
     pub rows: i64,
     pub roles_created: usize,
+    /// What the backup's roles hold that the restore did not apply, and why
+    /// (a superuser attribute, a membership reaching the server's files).
+    pub roles_withheld: Vec<String>,
     pub seconds: f64,
     pub audit_head: Option<String>,
     /// Tables whose count or fingerprint differs from the backup's (empty: complete).
@@ -86,10 +94,10 @@ pub async fn run(
         .into());
     }
     // 3. Roles first, when asked.
-    let roles_created = if opts.with_globals {
-        restore_globals(store, m, ids, &mut conn).await?
+    let roles = if opts.with_globals {
+        restore_globals(store, m, ids, &mut conn, &database, opts).await?
     } else {
-        0
+        globals::Applied::default()
     };
     // 4. The data.
     let env = db::libpq_env(target, target_url);
@@ -105,7 +113,8 @@ pub async fn run(
         target: database,
         tables_checked: meta.tables.len(),
         rows,
-        roles_created,
+        roles_created: roles.created.len(),
+        roles_withheld: roles.withheld,
         seconds: started.elapsed().as_secs_f64(),
         audit_head: meta.audit_head,
         mismatches,
@@ -267,66 +276,58 @@ async fn spooled_restore(
     Ok(())
 }
 
-/// Create the roles the cluster lacks, from the backup's globals.
+/// Create the roles the cluster lacks, from the backup's roles object (data,
+/// validated, applied by [`globals::apply`]; never the `pg_dumpall` text).
 async fn restore_globals(
     store: &dyn ReadStore,
     m: &Manifest,
     ids: &Identities,
     conn: &mut sqlx::PgConnection,
-) -> anyhow::Result<usize> {
-    let globals = m
-        .object("globals")
-        .context("the manifest lists no globals object")?;
-    let reader = store.open(&globals.key).await?;
+    database: &str,
+    opts: RestoreOptions,
+) -> anyhow::Result<globals::Applied> {
+    let Some(roles) = m.object("roles") else {
+        return Err(exit::Coded::new(
+            exit::FAILURE,
+            format!(
+                "backup {} predates roles stored as data, and stockops never executes its globals.sql \
+                 (any login can put SQL text into it); create the roles it needs by hand after reading \
+                 it (docs/backup-format.md), then restore without --with-globals",
+                m.id
+            ),
+        )
+        .into());
+    };
+    let reader = store.open(&roles.key).await?;
     let ids2 = ids.clone();
-    let (sql, _) = tokio::task::spawn_blocking(move || {
+    let (json, digests) = tokio::task::spawn_blocking(move || {
         pipeline::open(SyncIoBridge::new(reader), Vec::new(), &ids2)
     })
     .await?
-    .map_err(|e| anyhow::anyhow!("decrypting the globals: {e}"))?;
-    let sql = String::from_utf8(sql).context("the globals are not UTF-8")?;
-    let existing: Vec<String> = sqlx::query_scalar("SELECT rolname::text FROM pg_roles")
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut created = Vec::new();
-    let mut statements = Vec::new();
-    for line in sql.lines() {
-        if let Some(rest) = line.strip_prefix("CREATE ROLE ") {
-            let name = rest
-                .trim_end_matches(';')
-                .trim()
-                .trim_matches('"')
-                .to_string();
-            if !existing.contains(&name) {
-                created.push(name);
-                statements.push(line.to_string());
-            }
-        } else if let Some(rest) = line
-            .strip_prefix("ALTER ROLE ")
-            .or_else(|| line.strip_prefix("COMMENT ON ROLE "))
-        {
-            // Settings and comments of the roles created here only.
-            let name = rest
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .trim_matches('"');
-            if created.iter().any(|c| c == name) {
-                statements.push(line.to_string());
-            }
-        } else if line.starts_with("GRANT ") {
-            statements.push(line.to_string());
-        }
+    .map_err(|e| anyhow::anyhow!("decrypting the roles: {e}"))?;
+    if digests.stored != roles.stored {
+        bail!(
+            "backup {}: the roles object does not match its manifest; no role was created",
+            m.id
+        );
     }
+    let g = globals::Globals::parse(&json)
+        .with_context(|| format!("backup {}: the roles object", m.id))?;
     let mut tx = conn.begin().await?;
-    for s in &statements {
-        sqlx::raw_sql(s)
-            .execute(&mut *tx)
-            .await
-            .with_context(|| format!("restoring globals: {s}"))?;
-    }
+    let applied = globals::apply(
+        &mut tx,
+        &g,
+        database,
+        globals::ApplyOptions {
+            regrant_memberships: opts.regrant_memberships,
+        },
+    )
+    .await?;
     tx.commit().await?;
-    Ok(created.len())
+    for w in &applied.withheld {
+        tracing::warn!(backup = %m.id, "{w}");
+    }
+    Ok(applied)
 }
 
 /// Recompute the fingerprints on the target; returns the differences and the rows seen.

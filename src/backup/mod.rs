@@ -15,8 +15,9 @@
 //!    table and reading the audit chain's head;
 //! 4. read the child to its end and check its exit status, complete the
 //!    upload and check the stored size;
-//! 5. store the globals (roles, memberships, settings; no passwords) and the
-//!    encrypted metadata;
+//! 5. store the globals (roles, memberships, settings; no passwords), as
+//!    data read from the catalog in the same snapshot (crate::globals) and as
+//!    `pg_dumpall` text for people to read, and the encrypted metadata;
 //! 6. write the manifest, last. On any error before that, the upload is
 //!    aborted and what was written is removed: without a manifest a backup
 //!    does not exist, and `backups prune` clears whatever a crash leaves.
@@ -172,7 +173,8 @@ pub async fn run(
         let work = async {
             let tables = fingerprint::tables(&mut tx).await?;
             let head = fingerprint::audit_head(&mut tx).await?;
-            anyhow::Ok((tables, head))
+            let roles = crate::globals::capture(&mut tx).await?;
+            anyhow::Ok((tables, head, roles))
         };
         tokio::select! {
             facts = work => facts,
@@ -184,7 +186,7 @@ pub async fn run(
     let result = async {
         let (data_digests, data_info) = data?;
         written.borrow_mut().push(data_key.clone());
-        let (tables, audit_head) =
+        let (tables, audit_head, roles) =
             facts.context("fingerprinting the tables in the dump's snapshot")?;
         tx.commit().await?;
         // 5. Globals and metadata.
@@ -194,6 +196,14 @@ pub async fn run(
         let (globals_digests, globals_bytes) = globals;
         let globals_info = store.put(&globals_key, globals_bytes).await?;
         written.borrow_mut().push(globals_key.clone());
+        let roles_key = catalog::key(&id, catalog::ROLES);
+        let (roles_bytes, roles_digests) = seal_bytes(
+            serde_json::to_vec_pretty(&roles)?,
+            recipients,
+            opts.compression,
+        )?;
+        let roles_info = store.put(&roles_key, roles_bytes).await?;
+        written.borrow_mut().push(roles_key.clone());
         let metadata = Metadata {
             format: catalog::FORMAT,
             id: id.clone(),
@@ -202,6 +212,7 @@ pub async fn run(
             audit_head: audit_head.clone(),
             data: data_digests.clone(),
             globals: globals_digests.clone(),
+            roles: Some(roles_digests.clone()),
             pg_dump_version: tool_version(&snapshot, "pg_dump"),
         };
         let metadata_key = catalog::key(&id, catalog::METADATA);
@@ -238,6 +249,11 @@ pub async fn run(
                     stored: globals_digests.stored.clone(),
                 },
                 StoredObject {
+                    name: "roles".into(),
+                    key: roles_key.clone(),
+                    stored: roles_digests.stored.clone(),
+                },
+                StoredObject {
                     name: "metadata".into(),
                     key: metadata_key,
                     stored: metadata_stored,
@@ -247,6 +263,7 @@ pub async fn run(
         };
         check_size(&data_info, &data_digests)?;
         check_size(&globals_info, &globals_digests)?;
+        check_size(&roles_info, &roles_digests)?;
         check_stop(&opts.stop)?;
         let manifest_key = catalog::key(&id, catalog::MANIFEST);
         if let Some(lock) = opts.object_lock {

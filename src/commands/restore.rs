@@ -27,6 +27,7 @@ pub async fn run(settings: &Settings, args: RestoreArgs) -> anyhow::Result<u8> {
     let opts = RestoreOptions {
         force: args.force,
         with_globals: args.with_globals,
+        regrant_memberships: args.regrant_memberships,
         jobs: args.jobs,
     };
     let report = restore::run(
@@ -54,6 +55,9 @@ pub async fn run(settings: &Settings, args: RestoreArgs) -> anyhow::Result<u8> {
                 String::new()
             }
         );
+        for w in &report.roles_withheld {
+            println!("NOT APPLIED {w}");
+        }
         for m in &report.mismatches {
             println!("MISMATCH {m}");
         }
