@@ -24,33 +24,124 @@ pub struct Listing {
     pub objects: usize,
     pub stored_bytes: u64,
     pub manifest: Option<Manifest>,
+    /// Why the manifest cannot be believed (it names another backup, points
+    /// outside its directory, or claims a time the store contradicts). Such
+    /// a backup is never `latest`, never counts for retention, and is
+    /// refused by id. `None`: nothing found against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untrusted: Option<String>,
+    /// Declared objects missing from the store or of another size (found
+    /// from the listing alone; `verify` checks the bytes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<String>,
+}
+
+impl Listing {
+    /// Complete and believable: a candidate for `latest` and for retention.
+    pub fn trusted(&self) -> Option<&Manifest> {
+        self.manifest.as_ref().filter(|_| self.untrusted.is_none())
+    }
+}
+
+/// What a backup directory holds, from one listing of the store.
+#[derive(Default)]
+struct Directory {
+    sizes: BTreeMap<String, u64>,
+    manifest_written: Option<std::time::SystemTime>,
+    has_manifest: bool,
+}
+
+/// How far ahead of the store's clock a manifest's times may be: clocks of
+/// the database, the backup host and the store differ a little.
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// Whether a manifest can be believed, from facts its writer does not
+/// control: the directory it sits in, the store's own time of writing it,
+/// and now. `None` when nothing contradicts it.
+pub fn distrust(
+    m: &Manifest,
+    dir_id: &str,
+    written: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    if m.id != dir_id {
+        return Some(format!("its manifest names backup {:?}", m.id));
+    }
+    if let Err(e) = m.check_objects() {
+        return Some(e);
+    }
+    let claimed = m.snapshot_at.max(m.finished_at).max(m.started_at);
+    if claimed > now + CLOCK_SKEW {
+        return Some(format!(
+            "its manifest claims {claimed}, which is in the future"
+        ));
+    }
+    if let Some(w) = written {
+        if claimed > w + CLOCK_SKEW {
+            return Some(format!(
+                "its manifest claims {claimed}, but the store wrote it at {w}"
+            ));
+        }
+    }
+    None
 }
 
 /// Every backup id in the repository, oldest first, complete or not.
 pub async fn list(store: &dyn ReadStore) -> anyhow::Result<Vec<Listing>> {
-    let mut by_id: BTreeMap<String, (usize, u64, bool)> = BTreeMap::new();
+    let mut dirs: BTreeMap<String, Directory> = BTreeMap::new();
     for o in store.list(catalog::PREFIX).await? {
         let rest = &o.key[catalog::PREFIX.len()..];
         if let Some((id, name)) = rest.split_once('/') {
-            let e = by_id.entry(id.to_string()).or_default();
-            e.0 += 1;
-            e.1 += o.size;
-            e.2 |= name == catalog::MANIFEST;
+            let d = dirs.entry(id.to_string()).or_default();
+            d.sizes.insert(o.key.clone(), o.size);
+            if name == catalog::MANIFEST {
+                d.has_manifest = true;
+                d.manifest_written = o.modified;
+            }
         }
     }
+    let now = chrono::Utc::now();
     let mut out = Vec::new();
-    for (id, (objects, stored_bytes, has_manifest)) in by_id {
-        let manifest = if has_manifest {
-            Some(manifest(store, &id).await?)
+    for (id, d) in dirs {
+        let manifest = if d.has_manifest {
+            let key = catalog::key(&id, catalog::MANIFEST);
+            let bytes = store.get(&key).await?;
+            Some(parse_manifest(&key, &bytes).map_err(|e| format!("{e:#}")))
         } else {
             None
         };
+        let (manifest, untrusted) = match manifest {
+            Some(Ok(m)) => {
+                let why = distrust(&m, &id, d.manifest_written.map(Into::into), now);
+                (Some(m), why)
+            }
+            Some(Err(e)) => (None, Some(e)),
+            None => (None, None),
+        };
+        let damaged = manifest
+            .as_ref()
+            .map(|m| {
+                m.objects
+                    .iter()
+                    .filter_map(|o| match d.sizes.get(&o.key) {
+                        None => Some(format!("{} is missing", o.key)),
+                        Some(&n) if n != o.stored.bytes => Some(format!(
+                            "{} holds {n} bytes, the manifest says {}",
+                            o.key, o.stored.bytes
+                        )),
+                        Some(_) => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         out.push(Listing {
-            id,
             complete: manifest.is_some(),
-            objects,
-            stored_bytes,
+            objects: d.sizes.len(),
+            stored_bytes: d.sizes.values().sum(),
             manifest,
+            untrusted: untrusted.map(|why| format!("backup {id} is not trusted: {why}")),
+            damaged,
+            id,
         });
     }
     out.sort_by(|a, b| {
@@ -78,8 +169,13 @@ pub async fn manifest(store: &dyn ReadStore, id: &str) -> anyhow::Result<Manifes
         }
         Err(e) => return Err(e.into()),
     };
+    parse_manifest(&key, &bytes)
+}
+
+/// Parse a manifest read from the store (untrusted bytes).
+fn parse_manifest(key: &str, bytes: &[u8]) -> anyhow::Result<Manifest> {
     let m: Manifest =
-        serde_json::from_slice(&bytes).with_context(|| format!("{key} is not a valid manifest"))?;
+        serde_json::from_slice(bytes).with_context(|| format!("{key} is not a valid manifest"))?;
     if m.format != catalog::FORMAT {
         bail!(
             "{key} has format {}, this stockops reads format {}",
@@ -97,7 +193,7 @@ pub async fn resolve(store: &dyn ReadStore, id: &str) -> anyhow::Result<Manifest
         return all
             .into_iter()
             .rev()
-            .find_map(|l| l.manifest)
+            .find_map(|l| l.trusted().cloned())
             .ok_or_else(|| {
                 exit::Coded::new(
                     exit::FAILURE,
@@ -111,7 +207,29 @@ pub async fn resolve(store: &dyn ReadStore, id: &str) -> anyhow::Result<Manifest
             "{id:?} is not a backup id (YYYYMMDDTHHMMSSZ-xxxx) nor `latest`"
         )));
     }
-    manifest(store, id).await
+    believed(store, id).await
+}
+
+/// A backup's manifest, named by id, refused when the store contradicts it.
+async fn believed(store: &dyn ReadStore, id: &str) -> anyhow::Result<Manifest> {
+    let m = manifest(store, id).await?;
+    let written = store
+        .head(&catalog::key(id, catalog::MANIFEST))
+        .await?
+        .and_then(|o| o.modified)
+        .map(Into::into);
+    if let Some(why) = distrust(&m, id, written, chrono::Utc::now()) {
+        return Err(exit::Coded::new(
+            exit::FAILURE,
+            format!(
+                "backup {id} is not trusted: {why}; nothing was read from it \
+                 (someone with write access to {} may have forged it: see runbooks/corrupted-backup.md)",
+                store.describe()
+            ),
+        )
+        .into());
+    }
+    Ok(m)
 }
 
 /// `ID` or `latest` of one kind (`logical` or `physical`): `latest` is the
@@ -123,7 +241,7 @@ pub async fn resolve_kind(store: &dyn ReadStore, id: &str, kind: &str) -> anyhow
             .await?
             .into_iter()
             .rev()
-            .filter_map(|l| l.manifest)
+            .filter_map(|l| l.trusted().cloned())
             .find(|m| m.kind == kind)
             .ok_or_else(|| {
                 exit::Coded::new(
@@ -481,4 +599,67 @@ async fn list_archive(
         ))
     };
     Ok((listing, digests))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::StoredObject;
+    use chrono::{DateTime, Utc};
+
+    fn manifest(at: &str) -> Manifest {
+        let t: DateTime<Utc> = at.parse().unwrap();
+        let id = catalog::new_id(t);
+        Manifest {
+            format: 1,
+            id: id.clone(),
+            kind: catalog::LOGICAL.into(),
+            database: "inventory".into(),
+            server_version: "15.8".into(),
+            stockops_version: "0".into(),
+            started_at: t,
+            snapshot_at: t,
+            finished_at: t,
+            recipients: vec![],
+            compression: "zstd level 3".into(),
+            objects: vec![StoredObject {
+                name: "data".into(),
+                key: catalog::key(&id, catalog::DATA),
+                stored: Digest {
+                    bytes: 1,
+                    sha256: String::new(),
+                },
+            }],
+            wal: None,
+        }
+    }
+
+    #[test]
+    fn a_manifest_is_believed_only_where_the_store_agrees() {
+        let now: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
+        let m = manifest("2026-06-01T11:00:00Z");
+        let written = Some("2026-06-01T11:01:00Z".parse().unwrap());
+        assert_eq!(distrust(&m, &m.id, written, now), None);
+        // Claims a time after the store wrote it, or after now.
+        let future = manifest("2026-06-02T00:00:00Z");
+        assert!(distrust(&future, &future.id, written, now).is_some());
+        assert!(distrust(&future, &future.id, None, now)
+            .unwrap()
+            .contains("future"));
+        // Sits in another backup's directory.
+        assert!(distrust(&m, "20260101T000000Z-0000", written, now).is_some());
+        // Points at another backup's objects, or outside the repository.
+        for key in [
+            "backups/20260101T000000Z-0000/data.dump.zst.age",
+            "../../etc/passwd",
+            "wal/00000001/x",
+        ] {
+            let mut bad = m.clone();
+            bad.objects[0].key = key.into();
+            assert!(distrust(&bad, &bad.id, written, now).is_some(), "{key}");
+        }
+        let mut twice = m.clone();
+        twice.objects.push(twice.objects[0].clone());
+        assert!(distrust(&twice, &twice.id, written, now).is_some());
+    }
 }

@@ -160,6 +160,11 @@ pub async fn run(
         "roles, grants and policies",
         drift(conn, &decl).await,
     );
+    r.add(
+        "role_text",
+        "role settings and comments (what the next backup's roles hold)",
+        role_text(conn).await,
+    );
     match store {
         None => r.findings.push(Finding {
             check: "repository",
@@ -179,6 +184,11 @@ pub async fn run(
                 "drill",
                 "newest drill",
                 drill_age(store, opts.max_drill_age).await,
+            );
+            r.add(
+                "manifests",
+                "manifests against the objects the store holds",
+                manifests(store).await,
             );
             r.add(
                 "encryption",
@@ -638,7 +648,7 @@ async fn backup_age(store: &dyn WriteStore, max: Duration) -> anyhow::Result<Vec
     let newest = backups::list(store)
         .await?
         .into_iter()
-        .filter_map(|l| l.manifest)
+        .filter_map(|l| l.trusted().cloned())
         .max_by_key(|m| m.snapshot_at);
     let Some(m) = newest else {
         return Ok(vec![finding(
@@ -664,6 +674,64 @@ async fn backup_age(store: &dyn WriteStore, max: Duration) -> anyhow::Result<Vec
         format!("backup {} snapshot at {}", m.id, m.snapshot_at.to_rfc3339()),
         "look at the backup job's last run (runbooks/backup-failed.md), then stockops backup",
     )])
+}
+
+/// Role settings and comments holding a newline or SQL keywords: any login
+/// can write its own, and the backup carries them. A restore applies them as
+/// data, never as SQL, but someone tried something: worth a look.
+async fn role_text(conn: &mut PgConnection) -> anyhow::Result<Vec<Finding>> {
+    let g = crate::globals::capture(conn).await?;
+    let odd = g.suspicious();
+    if odd.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(vec![finding(
+        "role_text",
+        Severity::Medium,
+        format!(
+            "{} role setting(s) or comment(s) hold a newline or SQL keywords",
+            odd.len()
+        ),
+        odd.join("; "),
+        "read them (SELECT * FROM pg_db_role_setting); stockops restores them as data, never as SQL, \
+         but a login that stores SQL in its settings is probing: see runbooks/compromised-login.md",
+    )])
+}
+
+/// Backups whose manifest the store contradicts, or whose objects are
+/// missing or of another size.
+async fn manifests(store: &dyn WriteStore) -> anyhow::Result<Vec<Finding>> {
+    let all = backups::list(store).await?;
+    let mut out = Vec::new();
+    let untrusted: Vec<&str> = all.iter().filter_map(|l| l.untrusted.as_deref()).collect();
+    if !untrusted.is_empty() {
+        out.push(finding(
+            "manifests",
+            Severity::High,
+            format!(
+                "{} manifest(s) in the repository cannot be believed",
+                untrusted.len()
+            ),
+            untrusted.join("; "),
+            "stockops never picks them as latest nor prunes them; find who wrote them (the bucket's \
+             access log) and follow runbooks/corrupted-backup.md",
+        ));
+    }
+    let damaged: Vec<String> = all
+        .iter()
+        .flat_map(|l| l.damaged.iter().map(move |d| format!("{}: {d}", l.id)))
+        .collect();
+    if !damaged.is_empty() {
+        out.push(finding(
+            "manifests",
+            Severity::High,
+            format!("{} object(s) do not match their manifest", damaged.len()),
+            damaged.join("; "),
+            "stockops backups verify ID names what is wrong; take a new backup and follow \
+             runbooks/corrupted-backup.md",
+        ));
+    }
+    Ok(out)
 }
 
 async fn drill_age(store: &dyn WriteStore, max: Duration) -> anyhow::Result<Vec<Finding>> {

@@ -90,7 +90,7 @@ pub fn plan(
 ) -> Vec<Decision> {
     let mut complete: Vec<(&Listing, DateTime<Utc>)> = listings
         .iter()
-        .filter_map(|l| l.manifest.as_ref().map(|m| (l, m.snapshot_at)))
+        .filter_map(|l| l.trusted().map(|m| (l, m.snapshot_at)))
         .collect();
     complete.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.id.cmp(&a.0.id)));
     let mut reasons: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -118,7 +118,23 @@ pub fn plan(
             }
         })
         .collect();
-    for l in listings.iter().filter(|l| l.manifest.is_none()) {
+    // A manifest the store contradicts is neither counted nor removed: it
+    // is evidence, for a person to look at.
+    for l in listings.iter().filter(|l| l.untrusted.is_some()) {
+        out.push(Decision {
+            id: l.id.clone(),
+            snapshot_at: None,
+            keep: true,
+            reasons: vec![format!(
+                "{} (kept for inspection, not counted by the policy)",
+                l.untrusted.as_deref().unwrap_or_default()
+            )],
+        });
+    }
+    for l in listings
+        .iter()
+        .filter(|l| l.manifest.is_none() && l.untrusted.is_none())
+    {
         let started = id_time(&l.id);
         let old = started.is_none_or(|t| now - t > grace);
         out.push(Decision {
@@ -355,6 +371,8 @@ mod tests {
             objects: 1,
             stored_bytes: 1,
             manifest,
+            untrusted: None,
+            damaged: Vec::new(),
         }
     }
 
@@ -564,5 +582,29 @@ mod tests {
         let keep: Vec<bool> = d.iter().map(|x| x.keep).collect();
         // Sorted newest id first: recent incomplete (kept), old incomplete (deleted), newest complete (kept), oldest.
         assert_eq!(keep, vec![true, false, true, false]);
+    }
+
+    #[test]
+    fn a_forged_manifest_neither_takes_the_newest_place_nor_goes() {
+        let mut forged = listing("2099-01-01T00:00:00Z", true);
+        forged.untrusted = Some("backup X is not trusted: in the future".into());
+        let all = vec![
+            listing("2026-01-01T00:00:00Z", true),
+            listing("2026-01-02T00:00:00Z", true),
+            forged,
+        ];
+        let now: DateTime<Utc> = "2026-01-04T00:00:00Z".parse().unwrap();
+        let policy = Policy {
+            keep_monthly: 0,
+            keep_daily: 0,
+            keep_weekly: 0,
+            keep_last: 1,
+        };
+        let d = plan(&all, policy, now, chrono::Duration::hours(24));
+        let by_id = |id: &str| d.iter().find(|x| x.id == id).unwrap();
+        assert!(by_id(&all[1].id).keep, "the real newest is kept: {d:?}");
+        assert!(!by_id(&all[0].id).keep, "{d:?}");
+        let f = by_id(&all[2].id);
+        assert!(f.keep && f.reasons[0].contains("not trusted"), "{d:?}");
     }
 }

@@ -35,6 +35,8 @@ pub async fn run(settings: &Settings, cmd: BackupsCommand) -> anyhow::Result<u8>
                     })
                     .unwrap_or_default();
                 let state = match &l.manifest {
+                    _ if l.untrusted.is_some() => "UNTRUSTED (see below)",
+                    _ if !l.damaged.is_empty() => "DAMAGED (see below)",
                     Some(m) if m.is_physical() => "complete (physical)",
                     Some(_) => "complete",
                     None => "INCOMPLETE (no manifest)",
@@ -48,9 +50,17 @@ pub async fn run(settings: &Settings, cmd: BackupsCommand) -> anyhow::Result<u8>
                 ]);
             }
             println!("{table}");
+            for l in &all {
+                if let Some(why) = &l.untrusted {
+                    println!("{why}");
+                }
+                for d in &l.damaged {
+                    println!("backup {} is damaged: {d}", l.id);
+                }
+            }
             println!(
                 "{} backup(s) in {}",
-                all.iter().filter(|l| l.complete).count(),
+                all.iter().filter(|l| l.trusted().is_some()).count(),
                 store.describe()
             );
         }

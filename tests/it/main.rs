@@ -8,6 +8,7 @@
 mod common;
 
 mod adversarial_globals;
+mod adversarial_repository;
 mod audit;
 mod backup;
 mod cli;
