@@ -101,7 +101,8 @@ async fn a_backup_restores_with_the_standard_tools_and_shows_no_business_data() 
             "data.dump.zst.age",
             "globals.sql.zst.age",
             "manifest.json",
-            "metadata.json.age"
+            "metadata.json.age",
+            "roles.json.zst.age"
         ]
     );
     let mut stored = Vec::new();
@@ -134,6 +135,25 @@ async fn a_backup_restores_with_the_standard_tools_and_shows_no_business_data() 
     assert!(
         !globals.contains("SCRAM-SHA-256"),
         "globals must carry no password"
+    );
+    let out = sh(&format!(
+        "set -o pipefail; age -d -i {} {}/roles.json.zst.age | zstd -d",
+        keys.identity.display(),
+        dir.display()
+    ));
+    assert!(out.status.success());
+    let roles: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        roles["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "dept_sales" && r["login"] == false),
+        "{roles}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("SCRAM-SHA-256"),
+        "roles must carry no password"
     );
 
     // Nothing readable: no product, reseller or supplier name in any stored byte.
@@ -631,7 +651,7 @@ async fn object_lock_is_applied_where_supported_and_refused_where_not() {
     }
     let store = open_store(&repo).await;
     let objects = store.list(&format!("backups/{id}/")).await.unwrap();
-    assert_eq!(objects.len(), 4);
+    assert_eq!(objects.len(), 5);
     let soon = std::time::SystemTime::now() + Duration::from_secs(2 * 86_400 - 3_600);
     for o in &objects {
         let r = store
