@@ -287,3 +287,138 @@ async fn a_lower_id_committed_after_a_higher_one_is_still_printed() {
         drop_role(r).await;
     }
 }
+
+/// The message, detail and hint of a server error, as one text.
+fn error_text(err: &sqlx::Error) -> String {
+    let db = err.as_database_error().expect("a server error");
+    let pg = db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .expect("a PostgreSQL error");
+    format!(
+        "{} | {} | {}",
+        pg.message(),
+        pg.detail().unwrap_or(""),
+        pg.hint().unwrap_or("")
+    )
+}
+
+/// The numbers in `text` once the given names (which hold digits) are removed.
+fn numbers_in(text: &str, names: &[&str]) -> BTreeSet<i64> {
+    let mut t = text.to_string();
+    for n in names {
+        t = t.replace(n, " ");
+    }
+    t.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// A reseller asks a warehouse for more than it can supply, after another
+/// reseller reserved some of the same sku there: the refusal names the sku,
+/// the warehouse and the quantity asked, and none of the figures (on hand,
+/// reserved, available) of that or any other warehouse. A sales login, which
+/// may read availability, still gets them.
+#[tokio::test]
+async fn a_partners_refused_order_shows_no_stock_figures() {
+    let db = TestDb::provisioned("adv_partner").await;
+    assert_success(
+        &db.run(&["seed", "--scale", "0.02", "--as-of", "2026-01-01"]),
+        "seed",
+    );
+    let mut admin = db.admin().await;
+    let (sku, _) = stocked_sku(&mut admin, "WH-LYO", 4).await;
+    let other_pw = db
+        .add_user(
+            "it_adv_res_other",
+            "reseller",
+            Some(("--reseller", "RES-0002")),
+        )
+        .await;
+    let prober_pw = db
+        .add_user(
+            "it_adv_res_prober",
+            "reseller",
+            Some(("--reseller", "RES-0001")),
+        )
+        .await;
+    let sales_pw = db.add_user("it_adv_sales", "dept_sales", None).await;
+    // Another partner's reservation in the same warehouse.
+    let mut other = db.login("it_adv_res_other", &other_pw).await.unwrap();
+    sqlx::query(
+        "SELECT api.submit_order('WH-LYO', jsonb_build_array(jsonb_build_object('sku', $1::text, 'quantity', 3)))",
+    )
+    .bind(&sku)
+    .execute(&mut other)
+    .await
+    .unwrap();
+    let figures: Vec<(String, i32, i32)> = sqlx::query_as(
+        "SELECT w.code, l.on_hand, l.reserved FROM inventory.stock_levels l
+           JOIN inventory.products p USING (product_id) JOIN inventory.warehouses w USING (warehouse_id)
+          WHERE p.sku = $1",
+    )
+    .bind(&sku)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    let (_, on_hand, reserved) = figures
+        .iter()
+        .find(|(w, _, _)| w == "WH-LYO")
+        .cloned()
+        .unwrap();
+    assert!(reserved >= 3);
+    let asked = on_hand - reserved + 1;
+    let mut secret: BTreeSet<i64> = BTreeSet::new();
+    for (_, h, r) in &figures {
+        secret.extend([*h as i64, *r as i64, (*h - *r) as i64]);
+    }
+    secret.remove(&(asked as i64));
+    let codes: Vec<String> = figures.iter().map(|(w, _, _)| w.clone()).collect();
+    let mut names: Vec<&str> = codes.iter().map(String::as_str).collect();
+    names.push(&sku);
+
+    let mut prober = db.login("it_adv_res_prober", &prober_pw).await.unwrap();
+    let err = sqlx::query(
+        "SELECT api.submit_order('WH-LYO', jsonb_build_array(jsonb_build_object('sku', $1::text, 'quantity', $2::int)))",
+    )
+    .bind(&sku)
+    .bind(asked)
+    .execute(&mut prober)
+    .await
+    .unwrap_err();
+    assert_eq!(sqlstate(&err).as_deref(), Some("SO003"), "{err}");
+    let text = error_text(&err);
+    let leaked: Vec<i64> = numbers_in(&text, &names)
+        .intersection(&secret)
+        .copied()
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "the partner's error shows stock figures {leaked:?} (levels {figures:?}): {text}"
+    );
+    assert!(
+        text.contains(&sku) && text.contains("WH-LYO") && text.contains(&asked.to_string()),
+        "the partner is not told what is wrong: {text}"
+    );
+    assert!(!text.contains("reserved"), "{text}");
+
+    // A department that may read availability keeps the figures.
+    let mut sales = db.login("it_adv_sales", &sales_pw).await.unwrap();
+    let err = sqlx::query("SELECT api.record_sale('RES-0001', $1, 'WH-LYO', $2)")
+        .bind(&sku)
+        .bind(asked)
+        .execute(&mut sales)
+        .await
+        .unwrap_err();
+    let text = error_text(&err);
+    assert!(
+        text.contains(&format!("has {}", on_hand - reserved))
+            && text.contains(&reserved.to_string()),
+        "{text}"
+    );
+    for c in [other, prober, sales] {
+        c.close().await.unwrap();
+    }
+    for r in ["it_adv_res_other", "it_adv_res_prober", "it_adv_sales"] {
+        drop_role(r).await;
+    }
+}
