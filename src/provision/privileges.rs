@@ -1,5 +1,6 @@
 //! Phases 2, 4 and 5: privileges on the database, default privileges,
-//! ownership, and privileges on every object of the managed schemas.
+//! ownership, privileges on every object of the managed schemas, and the
+//! `search_path` of their `SECURITY DEFINER` functions.
 //!
 //! What the declaration grants is granted; every other privilege on these
 //! objects, to any role or to PUBLIC, is revoked. Owners' implicit rights are
@@ -174,6 +175,69 @@ async fn diff(
     Ok(changes)
 }
 
+/// Every `SECURITY DEFINER` function in the managed schemas pins a
+/// `search_path` that ends with `pg_temp` (named last, it is searched last;
+/// left out, it is searched first for tables and types).
+pub async fn plan_definers(conn: &mut PgConnection) -> anyhow::Result<Vec<Change>> {
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        r#"SELECT p.oid::regprocedure::text,
+                  (SELECT substr(c, length('search_path=') + 1) FROM unnest(p.proconfig) c
+                    WHERE c LIKE 'search\_path=%' LIMIT 1)
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = ANY($1) AND p.prosecdef
+            ORDER BY 1"#,
+    )
+    .bind(MANAGED_SCHEMAS.as_slice())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(function, path)| {
+            let fixed = definer_search_path(path.as_deref())?;
+            Some(Change::new(
+                "definer",
+                format!(
+                    "SECURITY DEFINER function {function} has search_path {}, which does not end with pg_temp",
+                    path.as_deref().map_or("unset".to_string(), |p| format!("'{p}'"))
+                ),
+                format!("ALTER FUNCTION {function} SET search_path = {fixed};"),
+            ))
+        })
+        .collect())
+}
+
+/// The search_path a definer function should have, when its own (as stored
+/// in `proconfig`) does not end with `pg_temp`: the same schemas, `pg_temp`
+/// moved last. A list that is not plain names becomes `pg_catalog, pg_temp`.
+fn definer_search_path(current: Option<&str>) -> Option<String> {
+    let items: Vec<&str> = current
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if items.last() == Some(&"pg_temp") {
+        return None;
+    }
+    let plain = |s: &&str| {
+        s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    let mut kept: Vec<&str> = if items.iter().all(plain) {
+        items.into_iter().filter(|s| *s != "pg_temp").collect()
+    } else {
+        Vec::new()
+    };
+    if kept.is_empty() {
+        kept.push("pg_catalog");
+    }
+    kept.push("pg_temp");
+    Some(kept.join(", "))
+}
+
 /// Objects that exist even when no ACL row mentions them (owner-only ACLs).
 async fn existing_objects(
     conn: &mut PgConnection,
@@ -321,4 +385,34 @@ pub async fn plan_ownership(
             )
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::definer_search_path;
+
+    #[test]
+    fn definer_search_path_ends_with_pg_temp() {
+        assert_eq!(definer_search_path(Some("pg_catalog, pg_temp")), None);
+        assert_eq!(
+            definer_search_path(Some("pg_catalog")).as_deref(),
+            Some("pg_catalog, pg_temp")
+        );
+        assert_eq!(
+            definer_search_path(Some("pg_temp, pg_catalog")).as_deref(),
+            Some("pg_catalog, pg_temp")
+        );
+        assert_eq!(
+            definer_search_path(Some("inventory, pg_catalog")).as_deref(),
+            Some("inventory, pg_catalog, pg_temp")
+        );
+        assert_eq!(
+            definer_search_path(None).as_deref(),
+            Some("pg_catalog, pg_temp")
+        );
+        assert_eq!(
+            definer_search_path(Some("\"$user\", public")).as_deref(),
+            Some("pg_catalog, pg_temp")
+        );
+    }
 }

@@ -422,3 +422,77 @@ async fn a_partners_refused_order_shows_no_stock_figures() {
         drop_role(r).await;
     }
 }
+
+/// Every SECURITY DEFINER function of the managed schemas, with the
+/// search_path it pins (None when it pins none).
+async fn definers(admin: &mut PgConnection) -> Vec<(String, Option<String>)> {
+    sqlx::query_as(
+        r#"SELECT p.oid::regprocedure::text,
+                  (SELECT substr(c, 13) FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname IN ('api', 'audit', 'inventory') AND p.prosecdef
+            ORDER BY 1"#,
+    )
+    .fetch_all(admin)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_definer_function_ends_its_search_path_with_pg_temp() {
+    let db = TestDb::provisioned("adv_definer").await;
+    let mut admin = db.admin().await;
+    let all = definers(&mut admin).await;
+    assert!(all.len() > 30, "{all:?}");
+    let wrong: Vec<_> = all
+        .iter()
+        .filter(|(_, path)| {
+            path.as_deref()
+                .is_none_or(|p| p.rsplit(',').next().map(str::trim) != Some("pg_temp"))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "SECURITY DEFINER functions whose search_path does not end with pg_temp: {wrong:?}"
+    );
+
+    // Altered behind provision's back: --check names it, provision repairs it.
+    sqlx::raw_sql(
+        "ALTER FUNCTION api.stock_status(text) SET search_path = pg_temp, pg_catalog;
+         ALTER FUNCTION api.my_orders() RESET search_path;",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let check = db.run(&["provision", "--check"]);
+    assert_code(
+        &check,
+        3,
+        "check with a definer function without pg_temp last",
+    );
+    let text = stdout(&check);
+    assert!(
+        text.contains("api.stock_status(text)") && text.contains("api.my_orders()"),
+        "{text}"
+    );
+    assert_success(&db.run(&["provision"]), "provision");
+    assert_code(&db.run(&["provision", "--check"]), 0, "check after repair");
+    let repaired: Vec<_> = definers(&mut admin)
+        .await
+        .into_iter()
+        .filter(|(f, _)| f == "api.stock_status(text)" || f == "api.my_orders()")
+        .collect();
+    assert_eq!(
+        repaired,
+        vec![
+            (
+                "api.my_orders()".to_string(),
+                Some("pg_catalog, pg_temp".to_string())
+            ),
+            (
+                "api.stock_status(text)".to_string(),
+                Some("pg_catalog, pg_temp".to_string())
+            ),
+        ]
+    );
+}
