@@ -14,7 +14,7 @@
 //! 2. database privileges and default privileges (before any object exists);
 //! 3. migrations, applied as `inventory_owner`, checksummed;
 //! 4. ownership of every object in the managed schemas;
-//! 5. privileges on schemas, tables, sequences and functions, and
+//! 5. privileges on schemas, tables, columns, sequences and functions, and
 //!    the `search_path` of `SECURITY DEFINER` functions;
 //! 6. row-level security and policies.
 //!

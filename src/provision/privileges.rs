@@ -1,12 +1,15 @@
 //! Phases 2, 4 and 5: privileges on the database, default privileges,
-//! ownership, privileges on every object of the managed schemas, and the
-//! `search_path` of their `SECURITY DEFINER` functions.
+//! ownership, privileges on every object of the managed schemas and on their
+//! columns, and the `search_path` of their `SECURITY DEFINER` functions.
 //!
 //! What the declaration grants is granted; every other privilege on these
 //! objects, to any role or to PUBLIC, is revoked. Owners' implicit rights are
 //! left alone. Unset ACLs are read through `acldefault`, so PUBLIC's implicit
 //! `EXECUTE` on new functions and `CONNECT`/`TEMPORARY` on the database count
-//! as grants to revoke.
+//! as grants to revoke. The declaration never grants a column privilege nor a
+//! grant option: every column grant (`attacl`) and every `WITH GRANT OPTION`
+//! is drift, revoked with `CASCADE` so that what a holder of the option passed
+//! on goes with it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,6 +30,8 @@ struct AclRow {
     target: String,
     grantee: String,
     privilege: String,
+    /// Granted `WITH GRANT OPTION`.
+    grantable: bool,
 }
 
 const ACL_QUERY: &str = r#"
@@ -53,7 +58,7 @@ WITH objects AS (
 )
 SELECT o.kind, o.name, o.target,
        CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END AS grantee,
-       a.privilege_type AS privilege
+       a.privilege_type AS privilege, a.is_grantable AS grantable
   FROM objects o CROSS JOIN LATERAL aclexplode(o.acl) a
  WHERE a.grantee <> o.owner AND (o.kind = 'd') <> $2
 "#;
@@ -79,12 +84,14 @@ pub async fn plan_database(
     Ok(changes)
 }
 
-/// Phase 5: schemas and the objects in them.
+/// Phase 5: schemas, the objects in them, and their columns.
 pub async fn plan_objects(
     conn: &mut PgConnection,
     decl: &Declaration,
 ) -> anyhow::Result<Vec<Change>> {
-    diff(conn, decl, true).await
+    let mut changes = diff(conn, decl, true).await?;
+    changes.extend(column_privileges(conn).await?);
+    Ok(changes)
 }
 
 async fn diff(
@@ -99,6 +106,7 @@ async fn diff(
         .await?;
     // Current grants and the SQL name of every object that exists.
     let mut have: BTreeMap<(ObjectKind, String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut grantable: BTreeSet<(ObjectKind, String, String, String)> = BTreeSet::new();
     let mut targets: BTreeMap<(ObjectKind, String), BTreeSet<String>> = BTreeMap::new();
     for row in rows {
         let kind = kind_of(&row.kind);
@@ -106,6 +114,14 @@ async fn diff(
             .entry((kind, row.name.clone()))
             .or_default()
             .insert(row.target.clone());
+        if row.grantable {
+            grantable.insert((
+                kind,
+                row.target.clone(),
+                row.privilege.clone(),
+                row.grantee.clone(),
+            ));
+        }
         have.entry((kind, row.target, row.privilege))
             .or_default()
             .insert(row.grantee);
@@ -161,16 +177,82 @@ async fn diff(
             ));
         }
         for role in h.difference(w) {
+            let option =
+                grantable.contains(&(*kind, target.clone(), privilege.clone(), role.clone()));
             changes.push(Change::new(
                 change_kind,
-                format!("{privilege} on {what} is granted to {role} but not declared"),
                 format!(
-                    "REVOKE {privilege} ON {} {target} FROM {};",
+                    "{privilege} on {what} is granted to {role}{} but not declared",
+                    if option { " WITH GRANT OPTION" } else { "" }
+                ),
+                format!(
+                    "REVOKE {privilege} ON {} {target} FROM {}{};",
                     kind.keyword(),
-                    grantee(role)
+                    grantee(role),
+                    if option { " CASCADE" } else { "" }
                 ),
             ));
         }
+        for role in h.intersection(w) {
+            if grantable.contains(&(*kind, target.clone(), privilege.clone(), role.clone())) {
+                changes.push(Change::new(
+                    change_kind,
+                    format!(
+                        "{privilege} on {what} is granted to {role} WITH GRANT OPTION, declared without it"
+                    ),
+                    format!(
+                        "REVOKE GRANT OPTION FOR {privilege} ON {} {target} FROM {} CASCADE;",
+                        kind.keyword(),
+                        grantee(role)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// Column privileges in the managed schemas: none is declared, so every one
+/// (but the owner's) is drift. A table-level REVOKE leaves them in place.
+async fn column_privileges(conn: &mut PgConnection) -> anyhow::Result<Vec<Change>> {
+    let rows: Vec<(String, String, String, String, bool)> = sqlx::query_as(
+        r#"SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), quote_ident(a.attname),
+                  CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END,
+                  x.privilege_type, x.is_grantable
+             FROM pg_attribute a
+             JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+            CROSS JOIN LATERAL aclexplode(a.attacl) x
+            WHERE n.nspname = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+              AND a.attacl IS NOT NULL AND x.grantee <> c.relowner
+            ORDER BY 1, 2, 3, 4, 5 DESC"#,
+    )
+    .bind(MANAGED_SCHEMAS.as_slice())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut seen = BTreeSet::new();
+    let mut changes = Vec::new();
+    for (table, column, role, privilege, option) in rows {
+        // One entry per grantor: one REVOKE per grantee is enough.
+        if !seen.insert((
+            table.clone(),
+            column.clone(),
+            role.clone(),
+            privilege.clone(),
+        )) {
+            continue;
+        }
+        changes.push(Change::new(
+            "privilege",
+            format!(
+                "{privilege} ({column}) on table {table} is granted to {role}{} but column privileges are never declared",
+                if option { " WITH GRANT OPTION" } else { "" }
+            ),
+            format!(
+                "REVOKE {privilege} ({column}) ON TABLE {table} FROM {} CASCADE;",
+                grantee(&role)
+            ),
+        ));
     }
     Ok(changes)
 }

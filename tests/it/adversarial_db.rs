@@ -496,3 +496,72 @@ async fn every_definer_function_ends_its_search_path_with_pg_temp() {
         ]
     );
 }
+
+/// Grants made behind provision's back that a table-level diff misses: a
+/// column privilege, a declared privilege given WITH GRANT OPTION, and what a
+/// holder of that option passed on.
+#[tokio::test]
+async fn column_privileges_and_grant_options_are_drift() {
+    let db = TestDb::provisioned("adv_attacl").await;
+    let mut admin = db.admin().await;
+    sqlx::raw_sql(
+        "GRANT SELECT (unit_cost) ON inventory.products TO dept_sales;
+         GRANT UPDATE (list_price) ON inventory.products TO reseller WITH GRANT OPTION;
+         GRANT SELECT ON inventory.resellers TO reseller WITH GRANT OPTION;
+         GRANT EXECUTE ON FUNCTION api.stock_status(text) TO dept_stock WITH GRANT OPTION;
+         SET ROLE reseller;
+         GRANT SELECT ON inventory.resellers TO dept_audit;
+         RESET ROLE;
+         SET ROLE reseller;
+         GRANT UPDATE (list_price) ON inventory.products TO dept_reporting;
+         RESET ROLE;",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let check = db.run(&["provision", "--check"]);
+    assert_code(&check, 3, "check with column grants and grant options");
+    let text = stdout(&check);
+    for needle in [
+        "SELECT (unit_cost) on table inventory.products is granted to dept_sales",
+        "UPDATE (list_price) on table inventory.products is granted to reseller WITH GRANT OPTION",
+        "UPDATE (list_price) on table inventory.products is granted to dept_reporting",
+        "SELECT on table inventory.resellers is granted to reseller WITH GRANT OPTION",
+        "SELECT on table inventory.resellers is granted to dept_audit",
+        "EXECUTE on function api.stock_status(text) is granted to dept_stock WITH GRANT OPTION",
+    ] {
+        assert!(
+            text.contains(needle),
+            "--check does not say {needle:?}:\n{text}"
+        );
+    }
+    assert_success(&db.run(&["provision"]), "provision");
+    assert_code(&db.run(&["provision", "--check"]), 0, "check after repair");
+    let privileges: (bool, bool, bool, bool, bool, bool, bool) = sqlx::query_as(
+        "SELECT has_column_privilege('dept_sales', 'inventory.products', 'unit_cost', 'SELECT'),
+                has_column_privilege('reseller', 'inventory.products', 'list_price', 'UPDATE'),
+                has_column_privilege('dept_reporting', 'inventory.products', 'list_price', 'UPDATE'),
+                has_table_privilege('reseller', 'inventory.resellers', 'SELECT WITH GRANT OPTION'),
+                has_table_privilege('reseller', 'inventory.resellers', 'SELECT'),
+                has_table_privilege('dept_audit', 'inventory.resellers', 'SELECT'),
+                has_function_privilege('dept_stock', 'api.stock_status(text)', 'EXECUTE WITH GRANT OPTION')",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(
+        privileges,
+        (false, false, false, false, true, false, false),
+        "(sales unit_cost, reseller list_price, reporting list_price, reseller grant option, \
+         reseller select, audit select, stock execute grant option)"
+    );
+    let attacl: Vec<String> = sqlx::query_scalar(
+        "SELECT a.attname::text FROM pg_attribute a
+          WHERE a.attrelid = 'inventory.products'::regclass AND a.attacl IS NOT NULL
+            AND cardinality(a.attacl) > 0",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(attacl.is_empty(), "column ACLs left: {attacl:?}");
+}
