@@ -210,7 +210,7 @@ enum Heard {
 async fn listen(pool: &Pool<Postgres>) -> anyhow::Result<tokio::sync::mpsc::Receiver<Heard>> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(CHANNEL).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
     tokio::spawn(async move {
         loop {
             let heard = match listener.try_recv().await {
@@ -223,8 +223,9 @@ async fn listen(pool: &Pool<Postgres>) -> anyhow::Result<tokio::sync::mpsc::Rece
                 let _ = tx.send(heard).await;
                 return;
             }
-            // A full channel already holds a wake-up: a flood of
-            // notifications costs one look, not one each.
+            // Room for one wake-up: while it waits, more are dropped, since
+            // the look it causes sees what they announced (notifications
+            // arrive after their commit). A flood costs a look at a time.
             if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(heard) {
                 return;
             }
