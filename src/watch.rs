@@ -284,6 +284,25 @@ async fn sweep(
     Ok(count)
 }
 
+/// Take the watch lock, shared, for as long as `conn` lives; false when
+/// someone holds it exclusively. Never waits: a login holding it on purpose
+/// must not keep the watcher from starting. Meanwhile every ledger statement
+/// notifies (it cannot take the lock either), and the watcher tries again at
+/// each look.
+async fn take_watch_lock(conn: &mut PgConnection) -> anyhow::Result<bool> {
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock_shared($1)")
+        .bind(WATCH_LOCK)
+        .fetch_one(conn)
+        .await?;
+    if !locked {
+        tracing::warn!(
+            lock = WATCH_LOCK,
+            "another session holds the watch lock exclusively; looking at the ledger every few seconds until it is free"
+        );
+    }
+    Ok(locked)
+}
+
 /// Watch until the sink fails (a closed stdout).
 pub async fn run(
     opts: &PgConnectOptions,
@@ -303,13 +322,10 @@ pub async fn run(
         let opened = async {
             let heard = listen(&pool).await?;
             let mut conn = pool.acquire().await?.detach();
-            sqlx::query("SELECT pg_advisory_lock_shared($1)")
-                .bind(WATCH_LOCK)
-                .execute(&mut conn)
-                .await?;
-            anyhow::Ok((heard, conn))
+            let locked = take_watch_lock(&mut conn).await?;
+            anyhow::Ok((heard, conn, locked))
         };
-        let (mut heard, mut conn) = match opened.await {
+        let (mut heard, mut conn, mut locked) = match opened.await {
             Ok(s) => s,
             Err(e) if cursor.is_none() => {
                 return Err(e.context("connecting to watch stock changes"))
@@ -353,6 +369,12 @@ pub async fn run(
                 _ = tokio::time::sleep_until(next_sweep) => {}
             }
             next_sweep = tokio::time::Instant::now() + SWEEP;
+            if !locked {
+                match take_watch_lock(&mut conn).await {
+                    Ok(l) => locked = l,
+                    Err(e) => break e,
+                }
+            }
             if let Err(e) = sweep(&mut conn, filter, state, sink).await {
                 if e.downcast_ref::<std::io::Error>().is_some() {
                     return Err(e.context("printing a change"));

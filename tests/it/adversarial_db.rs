@@ -565,3 +565,54 @@ async fn column_privileges_and_grant_options_are_drift() {
     .unwrap();
     assert!(attacl.is_empty(), "column ACLs left: {attacl:?}");
 }
+
+/// A login holds the watch lock exclusively, hoping to keep watchers from
+/// starting or to stop the wake-ups once it lets go: the watcher starts
+/// anyway, prints what is committed meanwhile, and takes the lock once free.
+#[tokio::test]
+async fn holding_the_watch_lock_neither_blocks_nor_silences_the_feed() {
+    let db = TestDb::provisioned("adv_lock").await;
+    assert_success(
+        &db.run(&["seed", "--scale", "0.02", "--as-of", "2026-01-01"]),
+        "seed",
+    );
+    let mut admin = db.admin().await;
+    let (sku, _) = stocked_sku(&mut admin, "WH-PAR", 5).await;
+    let watch_pw = db.add_user("it_adv_watcher4", "dept_reporting", None).await;
+    let holder_pw = db.add_user("it_adv_holder", "dept_stock", None).await;
+    let mut holder = db.login("it_adv_holder", &holder_pw).await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(stockops::watch::WATCH_LOCK)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let watcher = Watcher::start(&login_url(&db, "it_adv_watcher4", &watch_pw), &[]);
+    let id = adjust_id(&mut holder, &sku, "WH-PAR", 1).await;
+    let line = watcher
+        .next(Duration::from_secs(5))
+        .expect("a movement while the lock is held");
+    assert_eq!(line["movement_id"], id);
+
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(stockops::watch::WATCH_LOCK)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    // The watcher tries again at its next look (every 3 s).
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let t = Instant::now();
+    let id = adjust_id(&mut holder, &sku, "WH-PAR", 1).await;
+    let line = watcher
+        .next(Duration::from_secs(5))
+        .expect("a movement once the lock is free");
+    assert_eq!(line["movement_id"], id);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "printed {:?} after the commit: the watcher did not take the lock back",
+        t.elapsed()
+    );
+    holder.close().await.unwrap();
+    drop(watcher);
+    drop_role("it_adv_watcher4").await;
+    drop_role("it_adv_holder").await;
+}
