@@ -489,9 +489,8 @@ struct Timed(tokio::sync::mpsc::UnboundedSender<(i64, Instant)>);
 impl crate::watch::Sink for Timed {
     fn emit(&mut self, event: crate::watch::Event) -> std::io::Result<()> {
         let line = serde_json::to_string(&event)?;
-        if let crate::watch::Event::Change(c) = event {
-            let _ = self.0.send((c.movement_id, Instant::now()));
-        }
+        let crate::watch::Event::Change(c) = event;
+        let _ = self.0.send((c.movement_id, Instant::now()));
         std::hint::black_box(line);
         Ok(())
     }

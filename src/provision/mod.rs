@@ -14,7 +14,8 @@
 //! 2. database privileges and default privileges (before any object exists);
 //! 3. migrations, applied as `inventory_owner`, checksummed;
 //! 4. ownership of every object in the managed schemas;
-//! 5. privileges on schemas, tables, sequences and functions;
+//! 5. privileges on schemas, tables, columns, sequences and functions, and
+//!    the `search_path` of `SECURITY DEFINER` functions;
 //! 6. row-level security and policies.
 //!
 //! After a real run the phases run once more; any change left means the
@@ -37,7 +38,7 @@ use crate::exit;
 /// One statement that brings the server closer to the declaration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
-    /// role, membership, database, default-privilege, migration, owner, privilege, rls, policy
+    /// role, membership, database, default-privilege, migration, owner, privilege, definer, rls, policy
     pub kind: &'static str,
     /// What differs, in words.
     pub description: String,
@@ -122,6 +123,8 @@ async fn phases(
     let planned = privileges::plan_ownership(conn, decl).await?;
     all.extend(execute(conn, planned).await?);
     let planned = privileges::plan_objects(conn, decl).await?;
+    all.extend(execute(conn, planned).await?);
+    let planned = privileges::plan_definers(conn).await?;
     all.extend(execute(conn, planned).await?);
     let planned = policies::plan(conn, decl).await?;
     all.extend(execute(conn, planned).await?);

@@ -1,11 +1,15 @@
 //! Phases 2, 4 and 5: privileges on the database, default privileges,
-//! ownership, and privileges on every object of the managed schemas.
+//! ownership, privileges on every object of the managed schemas and on their
+//! columns, and the `search_path` of their `SECURITY DEFINER` functions.
 //!
 //! What the declaration grants is granted; every other privilege on these
 //! objects, to any role or to PUBLIC, is revoked. Owners' implicit rights are
 //! left alone. Unset ACLs are read through `acldefault`, so PUBLIC's implicit
 //! `EXECUTE` on new functions and `CONNECT`/`TEMPORARY` on the database count
-//! as grants to revoke.
+//! as grants to revoke. The declaration never grants a column privilege nor a
+//! grant option: every column grant (`attacl`) and every `WITH GRANT OPTION`
+//! is drift, revoked with `CASCADE` so that what a holder of the option passed
+//! on goes with it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,6 +30,8 @@ struct AclRow {
     target: String,
     grantee: String,
     privilege: String,
+    /// Granted `WITH GRANT OPTION`.
+    grantable: bool,
 }
 
 const ACL_QUERY: &str = r#"
@@ -52,7 +58,7 @@ WITH objects AS (
 )
 SELECT o.kind, o.name, o.target,
        CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END AS grantee,
-       a.privilege_type AS privilege
+       a.privilege_type AS privilege, a.is_grantable AS grantable
   FROM objects o CROSS JOIN LATERAL aclexplode(o.acl) a
  WHERE a.grantee <> o.owner AND (o.kind = 'd') <> $2
 "#;
@@ -78,12 +84,14 @@ pub async fn plan_database(
     Ok(changes)
 }
 
-/// Phase 5: schemas and the objects in them.
+/// Phase 5: schemas, the objects in them, and their columns.
 pub async fn plan_objects(
     conn: &mut PgConnection,
     decl: &Declaration,
 ) -> anyhow::Result<Vec<Change>> {
-    diff(conn, decl, true).await
+    let mut changes = diff(conn, decl, true).await?;
+    changes.extend(column_privileges(conn).await?);
+    Ok(changes)
 }
 
 async fn diff(
@@ -98,6 +106,7 @@ async fn diff(
         .await?;
     // Current grants and the SQL name of every object that exists.
     let mut have: BTreeMap<(ObjectKind, String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut grantable: BTreeSet<(ObjectKind, String, String, String)> = BTreeSet::new();
     let mut targets: BTreeMap<(ObjectKind, String), BTreeSet<String>> = BTreeMap::new();
     for row in rows {
         let kind = kind_of(&row.kind);
@@ -105,6 +114,14 @@ async fn diff(
             .entry((kind, row.name.clone()))
             .or_default()
             .insert(row.target.clone());
+        if row.grantable {
+            grantable.insert((
+                kind,
+                row.target.clone(),
+                row.privilege.clone(),
+                row.grantee.clone(),
+            ));
+        }
         have.entry((kind, row.target, row.privilege))
             .or_default()
             .insert(row.grantee);
@@ -160,18 +177,147 @@ async fn diff(
             ));
         }
         for role in h.difference(w) {
+            let option =
+                grantable.contains(&(*kind, target.clone(), privilege.clone(), role.clone()));
             changes.push(Change::new(
                 change_kind,
-                format!("{privilege} on {what} is granted to {role} but not declared"),
                 format!(
-                    "REVOKE {privilege} ON {} {target} FROM {};",
+                    "{privilege} on {what} is granted to {role}{} but not declared",
+                    if option { " WITH GRANT OPTION" } else { "" }
+                ),
+                format!(
+                    "REVOKE {privilege} ON {} {target} FROM {}{};",
                     kind.keyword(),
-                    grantee(role)
+                    grantee(role),
+                    if option { " CASCADE" } else { "" }
                 ),
             ));
         }
+        for role in h.intersection(w) {
+            if grantable.contains(&(*kind, target.clone(), privilege.clone(), role.clone())) {
+                changes.push(Change::new(
+                    change_kind,
+                    format!(
+                        "{privilege} on {what} is granted to {role} WITH GRANT OPTION, declared without it"
+                    ),
+                    format!(
+                        "REVOKE GRANT OPTION FOR {privilege} ON {} {target} FROM {} CASCADE;",
+                        kind.keyword(),
+                        grantee(role)
+                    ),
+                ));
+            }
+        }
     }
     Ok(changes)
+}
+
+/// Column privileges in the managed schemas: none is declared, so every one
+/// (but the owner's) is drift. A table-level REVOKE leaves them in place.
+async fn column_privileges(conn: &mut PgConnection) -> anyhow::Result<Vec<Change>> {
+    let rows: Vec<(String, String, String, String, bool)> = sqlx::query_as(
+        r#"SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), quote_ident(a.attname),
+                  CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END,
+                  x.privilege_type, x.is_grantable
+             FROM pg_attribute a
+             JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+            CROSS JOIN LATERAL aclexplode(a.attacl) x
+            WHERE n.nspname = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+              AND a.attacl IS NOT NULL AND x.grantee <> c.relowner
+            ORDER BY 1, 2, 3, 4, 5 DESC"#,
+    )
+    .bind(MANAGED_SCHEMAS.as_slice())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut seen = BTreeSet::new();
+    let mut changes = Vec::new();
+    for (table, column, role, privilege, option) in rows {
+        // One entry per grantor: one REVOKE per grantee is enough.
+        if !seen.insert((
+            table.clone(),
+            column.clone(),
+            role.clone(),
+            privilege.clone(),
+        )) {
+            continue;
+        }
+        changes.push(Change::new(
+            "privilege",
+            format!(
+                "{privilege} ({column}) on table {table} is granted to {role}{} but column privileges are never declared",
+                if option { " WITH GRANT OPTION" } else { "" }
+            ),
+            format!(
+                "REVOKE {privilege} ({column}) ON TABLE {table} FROM {} CASCADE;",
+                grantee(&role)
+            ),
+        ));
+    }
+    Ok(changes)
+}
+
+/// Every `SECURITY DEFINER` function in the managed schemas pins a
+/// `search_path` that ends with `pg_temp` (named last, it is searched last;
+/// left out, it is searched first for tables and types).
+pub async fn plan_definers(conn: &mut PgConnection) -> anyhow::Result<Vec<Change>> {
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        r#"SELECT p.oid::regprocedure::text,
+                  (SELECT substr(c, length('search_path=') + 1) FROM unnest(p.proconfig) c
+                    WHERE c LIKE 'search\_path=%' LIMIT 1)
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = ANY($1) AND p.prosecdef
+            ORDER BY 1"#,
+    )
+    .bind(MANAGED_SCHEMAS.as_slice())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(function, path)| {
+            let fixed = definer_search_path(path.as_deref())?;
+            Some(Change::new(
+                "definer",
+                format!(
+                    "SECURITY DEFINER function {function} has search_path {}, which does not end with pg_temp",
+                    path.as_deref().map_or("unset".to_string(), |p| format!("'{p}'"))
+                ),
+                format!("ALTER FUNCTION {function} SET search_path = {fixed};"),
+            ))
+        })
+        .collect())
+}
+
+/// The search_path a definer function should have, when its own (as stored
+/// in `proconfig`) does not end with `pg_temp`: the same schemas, `pg_temp`
+/// moved last. A list that is not plain names becomes `pg_catalog, pg_temp`.
+fn definer_search_path(current: Option<&str>) -> Option<String> {
+    let items: Vec<&str> = current
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if items.last() == Some(&"pg_temp") {
+        return None;
+    }
+    let plain = |s: &&str| {
+        s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    let mut kept: Vec<&str> = if items.iter().all(plain) {
+        items.into_iter().filter(|s| *s != "pg_temp").collect()
+    } else {
+        Vec::new()
+    };
+    if kept.is_empty() {
+        kept.push("pg_catalog");
+    }
+    kept.push("pg_temp");
+    Some(kept.join(", "))
 }
 
 /// Objects that exist even when no ACL row mentions them (owner-only ACLs).
@@ -321,4 +467,34 @@ pub async fn plan_ownership(
             )
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::definer_search_path;
+
+    #[test]
+    fn definer_search_path_ends_with_pg_temp() {
+        assert_eq!(definer_search_path(Some("pg_catalog, pg_temp")), None);
+        assert_eq!(
+            definer_search_path(Some("pg_catalog")).as_deref(),
+            Some("pg_catalog, pg_temp")
+        );
+        assert_eq!(
+            definer_search_path(Some("pg_temp, pg_catalog")).as_deref(),
+            Some("pg_catalog, pg_temp")
+        );
+        assert_eq!(
+            definer_search_path(Some("inventory, pg_catalog")).as_deref(),
+            Some("inventory, pg_catalog, pg_temp")
+        );
+        assert_eq!(
+            definer_search_path(None).as_deref(),
+            Some("pg_catalog, pg_temp")
+        );
+        assert_eq!(
+            definer_search_path(Some("\"$user\", public")).as_deref(),
+            Some("pg_catalog, pg_temp")
+        );
+    }
 }

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod adversarial_db;
 mod adversarial_globals;
 mod adversarial_repository;
 mod audit;
