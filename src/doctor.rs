@@ -485,7 +485,7 @@ async fn security_definer(conn: &mut PgConnection) -> anyhow::Result<Vec<Finding
          WHERE p.prosecdef \
            AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
            AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(p.proconfig, '{}')) c \
-                           WHERE c LIKE 'search\\_path=%') \
+                           WHERE c LIKE 'search\\_path=%' AND c ~ '(^|[ ,=])pg_temp$') \
            AND NOT EXISTS (SELECT 1 FROM pg_depend d \
                            WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid \
                              AND d.deptype = 'e') \
@@ -499,11 +499,12 @@ async fn security_definer(conn: &mut PgConnection) -> anyhow::Result<Vec<Finding
             finding(
                 "security_definer",
                 Severity::High,
-                format!("SECURITY DEFINER function {f} has no pinned search_path"),
-                format!("pg_proc: {f} prosecdef = true, proconfig without search_path"),
+                format!("SECURITY DEFINER function {f} has no pinned search_path ending with pg_temp"),
+                format!("pg_proc: {f} prosecdef = true, proconfig without a search_path that ends with pg_temp"),
                 format!(
                     "ALTER FUNCTION {f} SET search_path = pg_catalog, pg_temp \
-                     (a caller's search_path could otherwise run its own code with the owner's rights)"
+                     (a caller's search_path, or its temporary schema searched first, could otherwise \
+                     run its own code with the owner's rights)"
                 ),
             )
         })

@@ -141,6 +141,8 @@ async fn doctor_names_each_weakness_planted_in_a_cluster() {
             "GRANT USAGE ON SCHEMA inventory TO PUBLIC",
             "GRANT CREATE ON SCHEMA public TO PUBLIC",
             "CREATE FUNCTION public.weak_definer() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'",
+            "CREATE FUNCTION public.temp_first_definer() RETURNS int LANGUAGE sql SECURITY DEFINER \
+             SET search_path = pg_temp, pg_catalog AS 'SELECT 1'",
             "ALTER TABLE inventory.suppliers NO FORCE ROW LEVEL SECURITY",
         ],
     )
@@ -175,6 +177,7 @@ async fn doctor_names_each_weakness_planted_in_a_cluster() {
         "PUBLIC may create objects in schema public",
     );
     assert_found(&report, "security_definer", "public.weak_definer()");
+    assert_found(&report, "security_definer", "public.temp_first_definer()");
     assert_found(
         &report,
         "forced_rls",
@@ -226,6 +229,7 @@ async fn doctor_names_each_weakness_planted_in_a_cluster() {
             "SELECT pg_reload_conf()",
             "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
             "ALTER FUNCTION public.weak_definer() SET search_path = pg_catalog, pg_temp",
+            "ALTER FUNCTION public.temp_first_definer() SET search_path = pg_catalog, pg_temp",
             "DROP ROLE weak_super",
             "ALTER ROLE weak_bypass NOBYPASSRLS",
             "SET password_encryption = 'scram-sha-256'",
