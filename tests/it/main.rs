@@ -7,6 +7,7 @@
 
 mod common;
 
+mod adversarial_input;
 mod audit;
 mod backup;
 mod cli;
