@@ -95,6 +95,14 @@ impl Settings {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
         };
+        let from_env = std::env::var("DATABASE_URL").ok();
+        if password_on_command_line(args.database_url.as_deref(), from_env.as_deref()) {
+            tracing::warn!(
+                "the database URL given with --database-url holds a password, which every local user \
+                 can read in `ps`; give the password with PGPASSWORD or a .pgpass file (PGPASSFILE), \
+                 or the whole URL with DATABASE_URL or the config file"
+            );
+        }
         Ok(Self::merge(args, file))
     }
 
@@ -130,9 +138,39 @@ impl Settings {
     }
 }
 
+/// Whether the URL clap resolved came from the command line (clap prefers
+/// the flag to `DATABASE_URL`, so a value other than the variable's is the
+/// flag's) and carries a password.
+fn password_on_command_line(resolved: Option<&str>, from_env: Option<&str>) -> bool {
+    let Some(url) = resolved.filter(|u| Some(*u) != from_env) else {
+        return false;
+    };
+    url::Url::parse(url).is_ok_and(|u| u.password().is_some_and(|p| !p.is_empty()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_the_flag_is_noticed_not_one_in_the_environment() {
+        let with = "postgres://app:s3cret@db/inv";
+        assert!(password_on_command_line(Some(with), None));
+        assert!(password_on_command_line(
+            Some(with),
+            Some("postgres://other@db/inv")
+        ));
+        assert!(!password_on_command_line(Some(with), Some(with)));
+        assert!(!password_on_command_line(
+            Some("postgres://app@db/inv"),
+            None
+        ));
+        assert!(!password_on_command_line(
+            Some("postgres://app:@db/inv"),
+            None
+        ));
+        assert!(!password_on_command_line(None, None));
+    }
 
     #[test]
     fn unknown_key_is_named() {

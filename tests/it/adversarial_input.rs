@@ -252,3 +252,147 @@ fn assert_no_private_dirs_left(dir: &Path) {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[tokio::test]
+async fn a_password_in_the_database_url_flag_is_warned_about_never_printed() {
+    let db = TestDb::provisioned("advurlpw").await;
+    let password = "Flag-Pw-7f3a9c";
+    let mut admin = db.admin().await;
+    drop_role("it_advurlpw_clerk").await;
+    sqlx::raw_sql(&format!(
+        "CREATE ROLE it_advurlpw_clerk LOGIN PASSWORD '{password}' IN ROLE dept_stock"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let o = db.tcp_options("it_advurlpw_clerk", password);
+    let url = format!(
+        "postgres://it_advurlpw_clerk:{password}@{}:{}/{}",
+        o.get_host(),
+        o.get_port(),
+        db.name
+    );
+    // On the command line, where `ps` shows it to every local user.
+    let out = stockops(&["--database-url", &url, "report", "stock"], None, None);
+    assert_success(&out, "report with a password in --database-url");
+    let err = stderr(&out);
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("--database-url"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning line: {err}");
+    for safer in ["`ps`", "PGPASSWORD", ".pgpass", "DATABASE_URL"] {
+        assert!(warnings[0].contains(safer), "names {safer}: {err}");
+    }
+    assert!(!err.contains(password) && !stdout(&out).contains(password));
+    // In the environment: nothing to warn about.
+    let out = stockops(&["report", "stock"], Some(&url), None);
+    assert_success(&out, "report with DATABASE_URL");
+    assert!(!stderr(&out).contains("--database-url"), "{}", stderr(&out));
+}
+
+async fn verifier(admin: &mut PgConnection, login: &str) -> String {
+    sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = $1")
+        .bind(login)
+        .fetch_one(admin)
+        .await
+        .unwrap()
+}
+
+/// Run with every library's trace logging on, as an operator chasing a bug would.
+fn traced(
+    args: &[&str],
+    url: Option<&str>,
+    stdin: Option<&str>,
+    env: &[(String, String)],
+) -> std::process::Output {
+    let mut env = env.to_vec();
+    env.push(("STOCKOPS_LOG".into(), "trace".into()));
+    stockops_env(args, url, stdin, &env)
+}
+
+#[tokio::test]
+async fn trace_logs_never_print_verifiers_keys_or_url_passwords() {
+    let db = TestDb::provisioned("advtrace").await;
+    let mut admin = db.admin().await;
+    let login = "it_advtrace_clerk";
+    drop_role(login).await;
+    let mut outputs = Vec::new();
+    let mut secrets: Vec<String> = Vec::new();
+
+    // users add and rotate-password: the statements carry the verifier.
+    let first = "First-Trace-Pw-1a2b";
+    let out = traced(
+        &[
+            "users",
+            "add",
+            login,
+            "--role",
+            "dept_stock",
+            "--password-stdin",
+        ],
+        Some(&db.url),
+        Some(&format!("{first}\n")),
+        &[],
+    );
+    assert_success(&out, "users add");
+    secrets.push(first.into());
+    secrets.push(verifier(&mut admin, login).await);
+    outputs.push(out);
+    let second = "Second-Trace-Pw-3c4d";
+    let out = traced(
+        &["users", "rotate-password", login, "--password-stdin"],
+        Some(&db.url),
+        Some(&format!("{second}\n")),
+        &[],
+    );
+    assert_success(&out, "users rotate-password");
+    secrets.push(second.into());
+    secrets.push(verifier(&mut admin, login).await);
+    outputs.push(out);
+
+    // A connection whose URL holds the password.
+    let o = db.tcp_options(login, second);
+    let url = format!(
+        "postgres://{login}:{second}@{}:{}/{}",
+        o.get_host(),
+        o.get_port(),
+        db.name
+    );
+    let out = traced(&["report", "stock"], Some(&url), None, &[]);
+    assert_success(&out, "a report over a URL with a password");
+    outputs.push(out);
+
+    // A backup to S3 with the credentials in the environment, and a
+    // verify that reads the age identity.
+    let dir = temp_dir("advtrace");
+    let keys = crate::backup::Keys::new(&dir.join("keys"));
+    let env = crate::backup::with_identity(
+        crate::backup::job_env(&crate::backup::s3_repo("advtrace"), &keys),
+        &keys,
+    );
+    let out = traced(&["backup"], Some(&db.url), None, &env);
+    assert_success(&out, "backup");
+    outputs.push(out);
+    let out = traced(&["backups", "verify", "latest"], Some(&db.url), None, &env);
+    assert_success(&out, "backups verify");
+    outputs.push(out);
+    let identity = std::fs::read_to_string(&keys.identity).unwrap();
+    secrets.push(identity.trim().to_string());
+    secrets.push(std::env::var("STOCKOPS_TEST_S3_SECRET_ACCESS_KEY").unwrap());
+
+    for out in &outputs {
+        let text = format!("{}{}", stdout(out), stderr(out));
+        assert!(text.contains("TRACE"), "trace logging is on: {text}");
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret in the logs: {secret}"
+            );
+        }
+        // Nor any piece of a verifier.
+        for line in text.lines().filter(|l| l.contains("SCRAM-SHA-256$")) {
+            assert!(line.contains("SCRAM-SHA-256$<redacted>"), "{line}");
+        }
+    }
+}
