@@ -396,3 +396,110 @@ async fn trace_logs_never_print_verifiers_keys_or_url_passwords() {
         }
     }
 }
+
+#[tokio::test]
+async fn wal_fetch_is_neither_redirected_nor_blocked_by_a_planted_temporary_name() {
+    use crate::backup::{job_env, with_identity, Keys};
+    let dir = temp_dir("advwalfetch");
+    let keys = Keys::new(&dir.join("keys"));
+    let repo = format!("file://{}", dir.join("repo").display());
+    let env = with_identity(job_env(&repo, &keys), &keys);
+    let name = "000000010000000000000001";
+    let segment = dir.join(name);
+    let bytes: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&segment, &bytes).unwrap();
+    let out = stockops_env(
+        &["wal", "push", segment.to_str().unwrap()],
+        None,
+        None,
+        &env,
+    );
+    assert_success(&out, "wal push");
+
+    // restore_command runs `wal fetch NAME pg_wal/RECOVERYXLOG`. A local
+    // attacker watching for new processes plants, at the temporary name the
+    // new pid gives, a symlink to a file of their choice.
+    let pg_wal = dir.join("pg_wal");
+    std::fs::create_dir_all(&pg_wal).unwrap();
+    let victim = dir.join("victim.conf");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let dest = pg_wal.join("RECOVERYXLOG");
+    let child = command(&["wal", "fetch", name, dest.to_str().unwrap()], None, &env)
+        .spawn()
+        .unwrap();
+    symlink(
+        &victim,
+        pg_wal.join(format!(".RECOVERYXLOG.stockops-{}.tmp", child.id())),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_success(&out, "wal fetch beside a planted symlink");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(
+        std::fs::read(&dest).unwrap() == bytes,
+        "the segment, byte for byte"
+    );
+}
+
+#[tokio::test]
+async fn a_symlinked_directory_in_a_file_repository_is_not_written_through() {
+    // Someone with write access to the repository (not to the rest of the
+    // host) swaps a directory for a symlink to one stockops, as root, should
+    // never write in.
+    let dir = temp_dir("advfilerepo");
+    let root = dir.join("repo");
+    let victim = dir.join("etc-cron.d");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&victim).unwrap();
+    symlink(&victim, root.join("backups")).unwrap();
+    let store = open_store(&format!("file://{}", root.display())).await;
+    let err = store
+        .put(
+            "backups/20260101T000000Z/manifest.json",
+            b"* * * * * root sh".to_vec(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("symlink"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&victim).unwrap().count(),
+        0,
+        "nothing written outside the repository"
+    );
+    // An ordinary key still works.
+    store.put("wal/ok", b"x".to_vec()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_symlink_planted_at_the_metrics_files_temporary_name_is_not_followed() {
+    // node_exporter's textfile directory, writable by its group.
+    let dir = temp_dir("advmetrics");
+    let victim = dir.join("victim.conf");
+    std::fs::write(&victim, "precious\n").unwrap();
+    symlink(&victim, dir.join("stockops_verify.prom.tmp")).unwrap();
+    let metrics = dir.join("stockops_verify.prom");
+    let repo = format!("file://{}", dir.join("repo").display());
+    let out = stockops_env(
+        &[
+            "backups",
+            "verify",
+            "latest",
+            "--metrics-file",
+            metrics.to_str().unwrap(),
+        ],
+        None,
+        None,
+        &[("STOCKOPS_REPO".into(), repo)],
+    );
+    assert!(!out.status.success(), "no backup to verify");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        text.contains("stockops_verify_last_run_success 0"),
+        "{text}"
+    );
+    assert!(std::fs::symlink_metadata(&metrics)
+        .unwrap()
+        .file_type()
+        .is_file());
+}
