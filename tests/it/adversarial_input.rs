@@ -503,3 +503,41 @@ async fn a_symlink_planted_at_the_metrics_files_temporary_name_is_not_followed()
         .file_type()
         .is_file());
 }
+
+#[tokio::test]
+async fn the_stock_export_follows_no_planted_name_and_holds_no_live_formula() {
+    let shop = Shop::new("advexport").await;
+    let mut admin = shop.db.admin().await;
+    // A product named by someone who hopes the export lands in a spreadsheet.
+    let sku: String = sqlx::query_scalar("SELECT sku FROM inventory.products ORDER BY sku LIMIT 1")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE inventory.products SET name = '=HYPERLINK(CONCAT(C1;A2);B2)' WHERE sku = $1",
+    )
+    .bind(&sku)
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let dir = temp_dir("advexport");
+    let victim = dir.join("victim.conf");
+    std::fs::write(&victim, "precious\n").unwrap();
+    symlink(&victim, dir.join("stock.csv.partial")).unwrap();
+    let csv_path = dir.join("stock.csv");
+    let out = stockops(
+        &["export", "stock", "--csv", csv_path.to_str().unwrap()],
+        Some(&shop.url_for("etl")),
+        None,
+    );
+    assert_success(&out, "export stock beside a planted symlink");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let mut rdr = csv::Reader::from_path(&csv_path).unwrap();
+    let row = rdr
+        .records()
+        .map(Result::unwrap)
+        .find(|r| r[0] == sku)
+        .unwrap();
+    assert_eq!(&row[1], "'=HYPERLINK(CONCAT(C1;A2);B2)");
+    assert_no_private_dirs_left(&dir);
+}
