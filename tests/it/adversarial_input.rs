@@ -83,6 +83,12 @@ async fn a_partner_login_cannot_import_orders_for_another_reseller() {
         imported(&mut admin, "MINE-1").await.is_empty(),
         "one transaction"
     );
+    // A reseller login that is no etl member imports nothing at all.
+    let out = import(&shop.url_for("reseller"), &file, &[]);
+    assert_code(&out, 5, "import by a plain reseller login");
+    let err = stderr(&out);
+    assert!(err.contains("etl"), "says who imports order files: {err}");
+    assert!(imported(&mut admin, "THEIRS-1").await.is_empty());
     // The function under the api is not a way around the check.
     let mut partner = PgConnection::connect(&url).await.unwrap();
     let direct = sqlx::query(
