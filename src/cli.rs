@@ -33,6 +33,7 @@ pub struct GlobalArgs {
     #[arg(long, env = "STOCKOPS_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Database to operate on; else DATABASE_URL, the config file, then libpq's PG* variables.
+    /// A password here shows in `ps`: give it with PGPASSWORD or .pgpass (stockops warns).
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -601,7 +602,10 @@ pub struct ImportLegacyArgs {
     another quantity, price or date it is rejected as a conflict. Imported orders are submitted \
     orders: they reserve stock in the warehouse serving the reseller, and api.fulfil_order ships them.\n\n\
     Rejected lines go to the reject file (line_number, reason, detail, raw_line) and to \
-    inventory.import_rejects. The file is one transaction. Exit 0 when the import is committed, \
+    inventory.import_rejects. In the reject file a text cell starting with =, +, -, @, tab or \
+    carriage return gets a leading ' so a spreadsheet never runs it as a formula (plain numbers \
+    such as -3 are kept); the table keeps each line exactly as read. A login bound to a reseller \
+    imports only that reseller's lines, at catalogue prices. The file is one transaction. Exit 0 when the import is committed, \
     also with rejects; 1 with --strict and any reject (then nothing is kept but the reject file)."
 )]
 pub struct ImportOrdersArgs {

@@ -95,6 +95,17 @@ impl Settings {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
         };
+        let argv: Vec<String> = std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        for flag in flags_with_password(&argv) {
+            tracing::warn!(
+                "the database URL given with {flag} holds a password, which every local user \
+                 can read in `ps`; give the password with PGPASSWORD or a .pgpass file (PGPASSFILE), \
+                 or the whole URL with DATABASE_URL or the config file"
+            );
+        }
         Ok(Self::merge(args, file))
     }
 
@@ -130,9 +141,49 @@ impl Settings {
     }
 }
 
+/// The flags on the command line (`--database-url`, `--target-url`, ...)
+/// whose value is a URL carrying a password: `ps` shows it to every local
+/// user. An environment variable or the config file is not on it.
+fn flags_with_password(argv: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (i, arg) in argv.iter().enumerate() {
+        let (flag, value) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), v),
+            _ => {
+                let before = i.checked_sub(1).map(|p| argv[p].as_str());
+                let flag = before.filter(|b| b.starts_with("--") && !b.contains('='));
+                (flag.unwrap_or("the command line").to_string(), arg.as_str())
+            }
+        };
+        let has_password = url::Url::parse(value).is_ok_and(|u| {
+            matches!(u.scheme(), "postgres" | "postgresql")
+                && u.password().is_some_and(|p| !p.is_empty())
+        });
+        if has_password {
+            found.push(flag);
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_any_url_flag_is_noticed() {
+        let argv = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            flags_with_password(&argv(
+                "--database-url postgres://app:s3cret@db/inv restore latest --target-url=postgresql://r:pw@h/t"
+            )),
+            ["--database-url", "--target-url"]
+        );
+        assert!(flags_with_password(&argv(
+            "--database-url postgres://app@db/inv restore --target-url postgres://r:@h/t --repo s3://k:x@b/p"
+        ))
+        .is_empty());
+    }
 
     #[test]
     fn unknown_key_is_named() {

@@ -60,6 +60,7 @@ pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod pitr;
+pub mod private_file;
 pub mod procedures;
 pub mod provision;
 pub mod prune;

@@ -57,10 +57,21 @@ pub fn record(
     for (k, v) in values {
         text.push_str(&format!("{k} {v}\n"));
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(tmp, path)
+    // A random name, never followed through a symlink (the textfile
+    // directory may be shared); readable by the collector once renamed.
+    let tmp = crate::private_file::random_beside(path, "stockops");
+    let written = (|| {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let mut file = crate::private_file::create_new(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// [`record`], with a failure to write logged rather than returned: metrics

@@ -399,12 +399,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_wal_file_goes_only_when_no_kept_backup_needs_it() {
-        let root = std::env::temp_dir().join(format!(
-            "stockops-prune-wal-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        let store = crate::storage::file::FileStore::new(&root);
+        let scratch =
+            crate::private_file::PrivateDir::new_in(&std::env::temp_dir(), "stockops-prune-wal")
+                .unwrap();
+        let store = crate::storage::file::FileStore::new(scratch.path().join("repo"));
         let seg = crate::wal::DEFAULT_SEGMENT_SIZE;
         let sha = "ab".repeat(32);
         for (tl, n) in [
@@ -456,7 +454,6 @@ mod tests {
                 "000000010000000000000007"
             ]
         );
-        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -181,14 +181,28 @@ async fn stream_restore(
     Ok(())
 }
 
-/// A private temporary file, removed when dropped, whatever happened.
+/// A private temporary file in a directory of its own (mode 0700, random
+/// name, see [`crate::private_file`]), both removed when dropped, whatever
+/// happened. Its name owes nothing to the backup: no manifest field reaches
+/// a path.
 struct Spool {
+    _dir: crate::private_file::PrivateDir,
     path: std::path::PathBuf,
 }
 
-impl Drop for Spool {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+impl Spool {
+    fn create(parent: &std::path::Path) -> anyhow::Result<(Self, std::fs::File)> {
+        let dir = crate::private_file::PrivateDir::new_in(parent, "stockops-restore")
+            .with_context(|| {
+                format!("creating a private spool directory in {}", parent.display())
+            })?;
+        let (path, file) = dir.create("archive.dump").with_context(|| {
+            format!(
+                "creating the private spool file in {}",
+                dir.path().display()
+            )
+        })?;
+        Ok((Self { _dir: dir, path }, file))
     }
 }
 
@@ -203,26 +217,13 @@ async fn spooled_restore(
     dbname: &str,
     opts: RestoreOptions,
 ) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     let data = m
         .object("data")
         .context("the manifest lists no data object")?;
     let dir = std::env::var_os("STOCKOPS_SPOOL_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    let spool = Spool {
-        path: dir.join(format!(
-            "stockops-restore-{}-{:08x}.dump",
-            m.id,
-            rand::random::<u32>()
-        )),
-    };
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&spool.path)
-        .with_context(|| format!("creating the private spool file {}", spool.path.display()))?;
+    let (spool, file) = Spool::create(&dir)?;
     let reader = store.open(&data.key).await?;
     let ids2 = ids.clone();
     let (_, digests) = tokio::task::spawn_blocking(move || {

@@ -37,6 +37,7 @@ use tokio_util::io::SyncIoBridge;
 use crate::crypto::{Identities, Recipients};
 use crate::exit;
 use crate::pipeline::{self, Compression};
+use crate::private_file;
 use crate::storage::{ReadStore, StoreError, WriteStore};
 
 pub const PREFIX: &str = "wal/";
@@ -403,7 +404,10 @@ pub fn not_found(name: &str, store: &dyn ReadStore) -> anyhow::Error {
 
 /// Restore one WAL file to `dest`: decrypt, decompress, check the plaintext
 /// against the digest in the key, write to a temporary file beside `dest`,
-/// then rename, so PostgreSQL never sees a partial file.
+/// then rename, so PostgreSQL never sees a partial file. The temporary file
+/// has a random name and is created `O_EXCL|O_NOFOLLOW` ([`private_file`]),
+/// in `pg_wal`, the cluster's own 0700 directory: nobody can plant a name
+/// there that redirects or blocks it.
 pub async fn fetch(
     store: &dyn ReadStore,
     name: &str,
@@ -433,7 +437,7 @@ pub async fn fetch(
         Err(StoreError::NotFound(_)) => return Err(not_found(name, store)),
         Err(e) => return Err(e.into()),
     };
-    let temp = temp_beside(dest);
+    let temp = private_file::random_beside(dest, "stockops-fetch");
     let (ids, want, temp2, dest2) = (
         identities.clone(),
         first.sha256.clone(),
@@ -458,14 +462,6 @@ pub async fn fetch(
     }
 }
 
-fn temp_beside(dest: &Path) -> PathBuf {
-    let file = dest
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    dest.with_file_name(format!(".{file}.stockops-{}.tmp", std::process::id()))
-}
-
 fn write_verified(
     input: impl std::io::Read,
     temp: &Path,
@@ -473,11 +469,8 @@ fn write_verified(
     ids: &Identities,
     want_sha256: &str,
 ) -> anyhow::Result<u64> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(temp)
-        .with_context(|| format!("creating {}", temp.display()))?;
+    let file =
+        private_file::create_new(temp).with_context(|| format!("creating {}", temp.display()))?;
     let out = std::io::BufWriter::with_capacity(1 << 20, file);
     let (mut out, digests) = pipeline::open(input, out, ids).map_err(|e| {
         if e.to_string().to_lowercase().contains("no matching keys") {

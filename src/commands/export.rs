@@ -1,6 +1,7 @@
 //! `stockops export stock --csv FILE|-`.
 
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
 
 use anyhow::Context;
 
@@ -8,6 +9,7 @@ use crate::cli::{ExportCommand, ExportStockArgs};
 use crate::config::Settings;
 use crate::etl::export_stock;
 use crate::exit;
+use crate::private_file::PrivateDir;
 
 pub async fn run(settings: &Settings, cmd: ExportCommand) -> anyhow::Result<u8> {
     let ExportCommand::Stock(args) = cmd;
@@ -26,27 +28,25 @@ async fn stock(settings: &Settings, args: ExportStockArgs) -> anyhow::Result<u8>
         export_stock(&mut conn, BufWriter::new(out)).await?;
         return Ok(exit::SUCCESS);
     }
-    // Written beside its name and renamed: readers never see half a file.
-    let mut tmp = args.csv.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = std::path::PathBuf::from(tmp);
-    let file =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    // Written in a private directory beside its name (a name planted there
+    // is never followed) and renamed: readers never see half a file.
+    let dir = PrivateDir::beside(&args.csv, "stockops-export")
+        .with_context(|| format!("creating a private directory beside {}", args.csv.display()))?;
+    let (tmp, file) = dir
+        .create("export.csv.partial")
+        .with_context(|| format!("creating the export in {}", dir.path().display()))?;
     let mut out = BufWriter::new(file);
-    let result = export_stock(&mut conn, &mut out).await;
-    let summary = match result.and_then(|s| {
+    let summary = export_stock(&mut conn, &mut out).await.and_then(|s| {
         out.flush()?;
+        // Readable as an export always was, once complete.
+        out.get_ref()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
         out.get_ref().sync_all()?;
         Ok(s)
-    }) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
+    })?;
     std::fs::rename(&tmp, &args.csv)
         .with_context(|| format!("renaming to {}", args.csv.display()))?;
+    drop(dir);
     if args.json {
         let mut v = serde_json::to_value(&summary)?;
         v["file"] = args.csv.display().to_string().into();

@@ -38,6 +38,7 @@ async fn orders(settings: &Settings, args: ImportOrdersArgs) -> anyhow::Result<u
         latest_date: Utc::now().date_naive() + Days::new(1),
     };
     let mut conn = super::connect(settings).await?;
+    require_etl(&mut conn).await?;
     let summary = import_orders(&mut conn, &args.csv, &opts).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -52,6 +53,28 @@ async fn orders(settings: &Settings, args: ImportOrdersArgs) -> anyhow::Result<u
         return Ok(exit::FAILURE);
     }
     Ok(exit::SUCCESS)
+}
+
+/// Say who imports order files before the server refuses the call with a
+/// bare "permission denied" (the server's check is what protects).
+async fn require_etl(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    let (login, member): (String, bool) = sqlx::query_as(
+        "SELECT current_user::text, CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'etl') \
+                THEN pg_has_role(current_user, 'etl', 'MEMBER') ELSE false END",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if member {
+        return Ok(());
+    }
+    Err(exit::Coded::new(
+        exit::PERMISSION,
+        format!(
+            "login {login} is not a member of etl: order files are imported by etl logins \
+             (stockops users add NAME --role etl); a reseller submits its own orders with api.submit_order"
+        ),
+    )
+    .into())
 }
 
 fn print_summary(s: &ImportSummary) {

@@ -4,13 +4,16 @@
 //!
 //! Columns, always in this order: `sku, name, category`, then
 //! `on_hand_<WAREHOUSE>` for every warehouse in code order, then
-//! `on_hand_total, reserved, on_order, reorder_point, status`.
+//! `on_hand_total, reserved, on_order, reorder_point, status`. The text
+//! columns pass through [`spreadsheet_safe`], as the reject file's do.
 
 use std::io::Write;
 
 use futures_util::TryStreamExt;
 use serde::Serialize;
 use sqlx::PgConnection;
+
+use super::import::spreadsheet_safe;
 
 /// What an export wrote.
 #[derive(Debug, Serialize)]
@@ -73,7 +76,11 @@ pub async fn export_stock(
         } else if row.warehouses != summary.warehouses {
             anyhow::bail!("the warehouses changed during the export; run it again");
         }
-        let mut record = vec![row.sku, row.name, row.category];
+        // Text a person typed into the catalogue is never a live formula
+        // in a spreadsheet; the figures are numbers and stay as they are.
+        let mut record: Vec<String> = [&row.sku, &row.name, &row.category]
+            .map(|t| spreadsheet_safe(t).into_owned())
+            .to_vec();
         record.extend(row.on_hand.iter().map(i32::to_string));
         record.extend([
             row.on_hand_total.to_string(),

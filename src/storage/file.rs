@@ -4,6 +4,11 @@
 //! the target, are synced, then renamed into place: an object is either
 //! complete or absent. Partial files left by a crash are the store's
 //! "incomplete uploads".
+//!
+//! Whoever can write in the repository must not turn a write by stockops
+//! (often root) into a write elsewhere: a partial file is created
+//! `O_EXCL|O_NOFOLLOW` under a random name, and a write refuses any
+//! directory under the root that is a symlink.
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +47,30 @@ impl FileStore {
             .unwrap_or("object");
         let tag: u64 = rand::random();
         Ok(path.with_file_name(format!("{name}{PARTIAL}{tag:016x}")))
+    }
+
+    /// Refuse a symlink standing for a directory between the root and
+    /// `target`: `create_dir_all` and the rename would follow it out of
+    /// the repository.
+    async fn check_no_symlink(&self, target: &Path) -> Result<()> {
+        for dir in target.ancestors().skip(1) {
+            if dir == self.root || !dir.starts_with(&self.root) {
+                break;
+            }
+            match tokio::fs::symlink_metadata(dir).await {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(self.err(format!(
+                        "{} is a symlink inside the repository; refusing to write through it: \
+                         replace it with a directory, or point the repository at the real path",
+                        dir.display()
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.err(format!("{}: {e}", dir.display()))),
+            }
+        }
+        Ok(())
     }
 
     async fn info(&self, key: &str, path: &Path) -> Result<Option<ObjectInfo>> {
@@ -153,14 +182,17 @@ impl WriteStore for FileStore {
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>> {
         let target = self.path(key)?;
         let partial = self.partial_path(key)?;
+        self.check_no_symlink(&target).await?;
         if let Some(parent) = target.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
                 .map_err(|e| self.err(format!("{}: {e}", parent.display())))?;
         }
+        self.check_no_symlink(&target).await?;
         let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&partial)
             .await
             .map_err(|e| self.err(format!("{}: {e}", partial.display())))?;

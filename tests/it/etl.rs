@@ -16,7 +16,7 @@ use crate::procedures::Shop;
 /// Resellers served by a warehouse of their own region, and SKUs given
 /// plenty of stock in every warehouse (so stock never decides, unless a
 /// line asks for more than all of it).
-async fn fixture(
+pub(crate) async fn fixture(
     admin: &mut PgConnection,
     resellers: i64,
     skus: i64,
@@ -53,7 +53,7 @@ async fn fixture(
     (r, s)
 }
 
-fn import(url: &str, file: &Path, extra: &[&str]) -> Output {
+pub(crate) fn import(url: &str, file: &Path, extra: &[&str]) -> Output {
     let path = file.to_str().unwrap();
     let mut args = vec!["import", "orders", "--csv", path];
     args.extend_from_slice(extra);
