@@ -7,6 +7,7 @@
 
 mod common;
 
+mod adversarial_recovery;
 mod audit;
 mod backup;
 mod cli;
