@@ -163,19 +163,6 @@ async fn a_hostile_base_backup_is_refused_and_nothing_lands_outside_the_target()
     type Case<'a> = (&'a str, Vec<Member<'a>>);
     let cases: Vec<Case> = vec![
         (
-            "a symlink to /etc and a file written through it",
-            vec![
-                Member {
-                    path: "etc",
-                    kind: tar::EntryType::Symlink,
-                    mode: 0o777,
-                    link: Some("/etc"),
-                    data: b"",
-                },
-                file(&through_etc, b"pwned\n"),
-            ],
-        ),
-        (
             "the settings stockops writes, as symlinks out of the target",
             vec![
                 Member {
@@ -192,6 +179,19 @@ async fn a_hostile_base_backup_is_refused_and_nothing_lands_outside_the_target()
                     link: Some(&signal_target),
                     data: b"",
                 },
+            ],
+        ),
+        (
+            "a symlink to /etc and a file written through it",
+            vec![
+                Member {
+                    path: "etc",
+                    kind: tar::EntryType::Symlink,
+                    mode: 0o777,
+                    link: Some("/etc"),
+                    data: b"",
+                },
+                file(&through_etc, b"pwned\n"),
             ],
         ),
         ("a ../ path", vec![file(&climb, b"climbed\n")]),
@@ -259,11 +259,6 @@ async fn a_hostile_base_backup_is_refused_and_nothing_lands_outside_the_target()
             &env,
         );
         assert!(!out.status.success(), "{what}: restore accepted it");
-        let err = stderr(&out);
-        assert!(
-            err.contains("refused") && err.contains("altered"),
-            "{what}: the error says what and why: {err}"
-        );
         // Nothing outside the target.
         assert_eq!(
             std::fs::read_to_string(&canary).unwrap(),
@@ -274,6 +269,11 @@ async fn a_hostile_base_backup_is_refused_and_nothing_lands_outside_the_target()
         assert_eq!(names(Path::new("/etc")), etc_before, "{what}: /etc");
         assert_eq!(std::fs::read("/etc/passwd").unwrap(), passwd_before);
         assert!(!Path::new(&abs).exists(), "{what}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("refused") && err.contains("altered"),
+            "{what}: the error says what and why: {err}"
+        );
         let mut inside = Vec::new();
         walk(&target, &mut inside);
         for (p, m) in &inside {
