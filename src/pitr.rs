@@ -585,14 +585,14 @@ fn write_settings(dir: &Path, opts: &PitrOptions, id: &str, keys: &Keyring) -> a
     };
     // Read last, so these win over what the backup's configuration says;
     // the commands production runs at the end of recovery or on archived
-    // WAL are not this copy's to run.
+    // WAL are not this copy's to run (archive_command stays: archive_mode is
+    // off, and a copy turned into production switches it back on).
     let settings = format!(
         "\n# stockops restore --physical {id}\n{hba_setting}\
          restore_command = {}\n{target}\
          recovery_target_action = 'promote'\n\
          recovery_target_timeline = 'latest'\n\
          archive_mode = 'off'\n\
-         archive_command = ''\n\
          archive_cleanup_command = ''\n\
          recovery_end_command = ''\n\
          port = {}\n\
