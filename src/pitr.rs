@@ -269,20 +269,40 @@ fn describe(t: &Target) -> String {
     }
 }
 
+/// An empty private directory to extract into: a new one is created 0700
+/// (never open to others, not even for a moment); an existing one must be
+/// empty and a real directory (not a symlink), and is made 0700.
 fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
-    if dir.exists() {
-        let mut entries =
-            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
-        if entries.next().is_some() {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if !m.file_type().is_dir() => {
             return Err(exit::usage(format!(
-                "{} is not empty: a physical restore needs an empty or new directory",
+                "{} is not a directory (a symlink or a file): a physical restore needs an empty or new directory",
                 dir.display()
-            )));
+            )))
+        }
+        Ok(_) => {
+            let mut entries =
+                std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+            if entries.next().is_some() {
+                return Err(exit::usage(format!(
+                    "{} is not empty: a physical restore needs an empty or new directory",
+                    dir.display()
+                )));
+            }
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Err(_) => {
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
         }
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     Ok(())
 }
 

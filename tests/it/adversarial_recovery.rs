@@ -333,6 +333,30 @@ async fn a_hostile_base_backup_is_refused_and_nothing_lands_outside_the_target()
         uid_of("postgres"),
         "owned by the cluster's OS user, not the archive's"
     );
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "the new data directory is private");
+
+    // A target directory that is a symlink (planted by someone who guessed
+    // the path) is refused before anything is written.
+    let elsewhere = outside.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let planted = dir.join("planted");
+    std::os::unix::fs::symlink(&elsewhere, &planted).unwrap();
+    let out = stockops_env(
+        &[
+            "restore",
+            "--physical",
+            &id,
+            "--target-dir",
+            planted.to_str().unwrap(),
+            "--latest",
+        ],
+        None,
+        None,
+        &env,
+    );
+    assert_code(&out, 2, "restore into a symlink");
+    assert!(names(&elsewhere).is_empty(), "nothing written through it");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
