@@ -202,6 +202,102 @@ impl Manifest {
             .and_then(|s| s.parse().ok())
             .unwrap_or(15)
     }
+
+    /// Check every field that reaches a path, a key, a file or a command
+    /// line against a strict grammar: the manifest is plaintext in the
+    /// repository, and whoever can write there can write it.
+    pub fn validate(&self) -> Result<(), String> {
+        let bad = |what: &str, v: &str| {
+            Err(format!(
+                "manifest of backup {:?}: {what} {v:?} is not valid; the manifest was altered or damaged",
+                self.id.escape_debug().to_string()
+            ))
+        };
+        if !is_id(&self.id) {
+            return bad("the id", &self.id);
+        }
+        if self.kind != LOGICAL && self.kind != PHYSICAL {
+            return bad("the kind", &self.kind);
+        }
+        if !is_database_name(&self.database) {
+            return bad("the database name", &self.database);
+        }
+        if !self
+            .server_version
+            .starts_with(|c: char| c.is_ascii_digit())
+            || self.server_version.chars().any(char::is_control)
+        {
+            return bad("the server version", &self.server_version);
+        }
+        let known: &[(&str, &str)] = if self.is_physical() {
+            &[("base", BASE), ("metadata", METADATA)]
+        } else {
+            &[("data", DATA), ("globals", GLOBALS), ("metadata", METADATA)]
+        };
+        for o in &self.objects {
+            match known.iter().find(|(name, _)| *name == o.name) {
+                Some((_, file)) if o.key == key(&self.id, file) => {}
+                Some(_) => return bad(&format!("object {}'s key", o.name), &o.key),
+                None => return bad("the object name", &o.name),
+            }
+            if o.stored.sha256.len() != 64
+                || !o.stored.sha256.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return bad(&format!("object {}'s sha256", o.name), &o.stored.sha256);
+            }
+        }
+        match (&self.wal, self.is_physical()) {
+            (Some(w), true) => self.validate_wal(w),
+            (None, false) => Ok(()),
+            (Some(_), false) => bad("the kind (a logical backup with a WAL range)", &self.kind),
+            (None, true) => bad(
+                "the kind (a physical backup without a WAL range)",
+                &self.kind,
+            ),
+        }
+    }
+
+    fn validate_wal(&self, w: &WalRange) -> Result<(), String> {
+        let bad = |what: &str, v: &str| {
+            Err(format!(
+                "manifest of backup {}: {what} {v:?} is not valid; the manifest was altered or damaged",
+                self.id
+            ))
+        };
+        if w.timeline == 0 {
+            return bad("the timeline", "0");
+        }
+        for lsn in [&w.start_lsn, &w.stop_lsn] {
+            if !is_lsn(lsn) {
+                return bad("the WAL position", lsn);
+            }
+        }
+        for seg in [&w.start_segment, &w.stop_segment] {
+            if seg.len() != 24 || !seg.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return bad("the WAL segment name", seg);
+            }
+        }
+        if !w.segment_size.is_power_of_two() || !(1 << 20..=1 << 30).contains(&w.segment_size) {
+            return bad("the WAL segment size", &w.segment_size.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// `X/X`: two groups of 1 to 8 hex digits, as PostgreSQL prints an LSN.
+fn is_lsn(s: &str) -> bool {
+    let hex = |p: &str| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_hexdigit());
+    s.split_once('/').is_some_and(|(a, b)| hex(a) && hex(b))
+}
+
+/// A database name fit for a message, a file name and a command line:
+/// 1 to 63 bytes of letters, digits, `_`, `-`, `.` and `$`, not starting
+/// with `-` or `.`.
+fn is_database_name(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && !s.starts_with(['-', '.'])
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'$'))
 }
 
 /// Per-table proof of content, taken in the dump's snapshot.
@@ -263,5 +359,64 @@ mod tests {
             !json.contains("\"wal\""),
             "no wal field on logical manifests: {json}"
         );
+    }
+    #[test]
+    fn forged_manifest_fields_are_refused() {
+        let id = "20260102T030405Z-abcd";
+        let digest = Digest {
+            bytes: 1,
+            sha256: "0".repeat(64),
+        };
+        let good = Manifest {
+            format: FORMAT,
+            id: id.into(),
+            kind: PHYSICAL.into(),
+            database: "inventory".into(),
+            server_version: "15.8 (Debian 15.8-1.pgdg120+1)".into(),
+            stockops_version: "0.1.0".into(),
+            started_at: "2026-01-02T03:04:05Z".parse().unwrap(),
+            snapshot_at: "2026-01-02T03:04:05Z".parse().unwrap(),
+            finished_at: "2026-01-02T03:04:05Z".parse().unwrap(),
+            recipients: vec![],
+            compression: "zstd level 3".into(),
+            objects: vec![StoredObject {
+                name: "base".into(),
+                key: key(id, BASE),
+                stored: digest,
+            }],
+            wal: Some(WalRange {
+                timeline: 1,
+                start_lsn: "0/2000028".into(),
+                stop_lsn: "0/2000100".into(),
+                start_segment: "000000010000000000000002".into(),
+                stop_segment: "000000010000000000000002".into(),
+                segment_size: 16 << 20,
+                includes_wal: true,
+            }),
+        };
+        assert_eq!(good.validate(), Ok(()));
+        type Forgery = Box<dyn Fn(&mut Manifest)>;
+        let forged: Vec<Forgery> = vec![
+            Box::new(|m| m.id = "../../etc".into()),
+            Box::new(|m| m.kind = "shell".into()),
+            Box::new(|m| m.database = "x'; DROP DATABASE y; --".into()),
+            Box::new(|m| m.database = "-c evil".into()),
+            Box::new(|m| m.objects[0].key = "backups/../etc/passwd".into()),
+            Box::new(|m| m.objects[0].key = key("20260102T030405Z-ffff", BASE)),
+            Box::new(|m| m.objects[0].name = "script".into()),
+            Box::new(|m| m.objects[0].stored.sha256 = "x".into()),
+            Box::new(|m| m.wal.as_mut().unwrap().timeline = 0),
+            Box::new(|m| m.wal.as_mut().unwrap().stop_lsn = "0/1'\nrestore_command='sh".into()),
+            Box::new(|m| {
+                m.wal.as_mut().unwrap().start_segment = "../../../../etc/shadow0000".into()
+            }),
+            Box::new(|m| m.wal.as_mut().unwrap().segment_size = 12345),
+            Box::new(|m| m.wal = None),
+        ];
+        for (n, forge) in forged.iter().enumerate() {
+            let mut m = good.clone();
+            forge(&mut m);
+            assert!(m.validate().is_err(), "forgery {n} passed");
+        }
     }
 }

@@ -64,6 +64,103 @@ pub struct DrillOptions {
     pub max_rto: Option<f64>,
     pub max_rpo: Option<f64>,
     pub keep: bool,
+    /// What the stored report must not hold.
+    pub redact: Redact,
+}
+
+/// What must never reach a stored report or a log line, whatever an error
+/// from pg_restore, postgres or the restored server's log says: the
+/// identity file's path, any age private key, the S3 secret and session
+/// token, PGPASSWORD, passwords in URLs, and the random part of a restore
+/// keyring's directory name.
+#[derive(Debug, Clone, Default)]
+pub struct Redact {
+    words: Vec<String>,
+}
+
+const REDACTED: &str = "[redacted]";
+
+impl Redact {
+    /// The secrets of this process's environment, and the identity file's
+    /// path (as given and absolute) when there is one.
+    pub fn from_env(identity_file: Option<&Path>) -> Self {
+        let mut words = Vec::new();
+        for key in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD"] {
+            if let Ok(v) = std::env::var(key) {
+                words.push(v);
+            }
+        }
+        if let Some(p) = identity_file {
+            words.push(p.display().to_string());
+            if let Ok(abs) = std::path::absolute(p) {
+                words.push(abs.display().to_string());
+            }
+        }
+        words.retain(|w| w.len() >= 4);
+        // The longest first, so a path is not half-replaced by a shorter one.
+        words.sort_by_key(|w| std::cmp::Reverse(w.len()));
+        Self { words }
+    }
+
+    pub fn text(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        for w in &self.words {
+            out = out.replace(w.as_str(), REDACTED);
+        }
+        let out = after_marker(&out, "AGE-SECRET-KEY-1", |c| c.is_ascii_alphanumeric());
+        let out = after_marker(&out, crate::pitr::KEYRING_PREFIX, |c| c.is_ascii_hexdigit());
+        url_passwords(&out)
+    }
+
+    /// The report with every text field redacted.
+    pub fn report(&self, mut r: DrillReport) -> DrillReport {
+        r.target = self.text(&r.target);
+        for c in &mut r.checks {
+            c.name = self.text(&c.name);
+            c.detail = self.text(&c.detail);
+        }
+        r
+    }
+}
+
+/// Replace the run of `keep`-characters after each `marker` with [`REDACTED`].
+fn after_marker(s: &str, marker: &str, keep: impl Fn(char) -> bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(marker) {
+        out.push_str(&rest[..i + marker.len()]);
+        rest = &rest[i + marker.len()..];
+        let end = rest.find(|c: char| !keep(c)).unwrap_or(rest.len());
+        if end > 0 {
+            out.push_str(REDACTED);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `scheme://user:password@host` becomes `scheme://user:[redacted]@host`.
+fn url_passwords(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        let auth_end = rest
+            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '"' | '\'' | '?'))
+            .unwrap_or(rest.len());
+        let userinfo = rest[..auth_end]
+            .rfind('@')
+            .map(|at| (at, rest[..at].find(':')));
+        if let Some((at, Some(colon))) = userinfo {
+            out.push_str(&rest[..colon + 1]);
+            out.push_str(REDACTED);
+            rest = &rest[at..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A PostgreSQL cluster of our own on a Unix socket, removed on drop unless kept.
@@ -88,7 +185,10 @@ impl ScratchCluster {
             std::process::id(),
             rand::random::<u32>()
         ));
-        std::fs::create_dir_all(&dir)?;
+        // Private: it holds the socket, and the data of a copy of production.
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
         if as_postgres {
             chown_postgres(&dir)?;
         }
@@ -108,11 +208,13 @@ impl ScratchCluster {
                 path(&data),
                 "-U",
                 "postgres",
-                "--auth=trust",
+                "--auth-local=peer",
+                "--auth-host=reject",
                 "--encoding=UTF8",
                 "--locale=C.UTF-8",
             ],
         )?;
+        cluster.authentication(&data)?;
         let opts = format!(
             "-p {} -k {} -c listen_addresses='' -c fsync=off -c max_connections=50",
             port,
@@ -135,6 +237,39 @@ impl ScratchCluster {
             ],
         )?;
         Ok(cluster)
+    }
+
+    /// Who may log in: the OS user running stockops (and the postgres OS
+    /// user the server runs as, when that is root) as postgres, by peer;
+    /// every other login by its password. Never `trust`, no TCP.
+    fn authentication(&self, data: &Path) -> anyhow::Result<()> {
+        let me = if self.as_postgres {
+            vec!["root".to_string(), "postgres".to_string()]
+        } else {
+            let out = Command::new("id").arg("-un").output()?;
+            vec![String::from_utf8_lossy(&out.stdout).trim().to_string()]
+        };
+        let hba = data.join("pg_hba.conf");
+        let ident = data.join("pg_ident.conf");
+        std::fs::write(
+            &hba,
+            "# a stockops scratch cluster: the OS user running stockops as postgres, by peer;\n\
+             # other logins by password\n\
+             local all postgres peer map=stockops\n\
+             local all all scram-sha-256\n\
+             local replication postgres peer map=stockops\n\
+             local replication all scram-sha-256\n",
+        )?;
+        let map: String = me
+            .iter()
+            .map(|u| format!("stockops {u} postgres\n"))
+            .collect();
+        std::fs::write(&ident, map)?;
+        if self.as_postgres {
+            chown_postgres(&hba)?;
+            chown_postgres(&ident)?;
+        }
+        Ok(())
     }
 
     fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<()> {
@@ -220,7 +355,8 @@ pub async fn run(
     ids: &Identities,
     opts: DrillOptions,
 ) -> anyhow::Result<DrillReport> {
-    m.require_logical()
+    m.validate()
+        .and_then(|()| m.require_logical())
         .map_err(|e| crate::exit::Coded::new(crate::exit::FAILURE, e))?;
     let started_at = Utc::now();
     let clock = Instant::now();
@@ -286,7 +422,7 @@ pub async fn run(
         None => crate::db::describe(&target),
     };
     drop(cluster);
-    let report = DrillReport {
+    let report = opts.redact.report(DrillReport {
         backup: m.id.clone(),
         snapshot_at: m.snapshot_at,
         started_at,
@@ -298,7 +434,7 @@ pub async fn run(
         max_rpo_seconds: opts.max_rpo,
         ok: checks.iter().all(|c| c.ok),
         checks,
-    };
+    });
     crate::drill::store_report(store, &report).await?;
     Ok(report)
 }
@@ -389,7 +525,7 @@ async fn drift_check(
 }
 
 /// A point-in-time recovery drill's checks, on the recovered cluster (its
-/// socket in `dir`, trust for local logins): in every database holding the
+/// socket in `dir`, this OS user as postgres by peer): in every database holding the
 /// stockops schemas, drift, the audit chain and each group's calls. A
 /// recovered cluster carries its database's own grants, so drift is total.
 pub(crate) async fn check_recovered_cluster(dir: &Path, port: u16) -> Vec<DrillCheck> {
@@ -611,7 +747,8 @@ async fn smoke_calls(
 }
 
 /// Store a report at `drills/<backup id>/<start time>.json`, where
-/// `drills list` and `doctor` find it.
+/// `drills list` and `doctor` find it. The repository is no place for a
+/// secret: the report has been through [`Redact::report`].
 pub async fn store_report(store: &dyn WriteStore, report: &DrillReport) -> anyhow::Result<()> {
     let key = format!(
         "drills/{}/{}.json",
@@ -637,4 +774,33 @@ pub async fn list(store: &dyn WriteStore) -> anyhow::Result<Vec<DrillReport>> {
     }
     out.sort_by_key(|r: &DrillReport| r.started_at);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_and_their_paths_are_redacted() {
+        let r = Redact {
+            words: vec!["/root/keys/identity.txt".into(), "s3cr3tKEY".into()],
+        };
+        let text = "cannot read /root/keys/identity.txt: syntax error near token \
+                    \"AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQ\" (secret s3cr3tKEY) in \
+                    /tmp/stockops-restore-keys-00ff12ab34cd56ef/identity.txt, \
+                    connecting to postgres://app:hunter2@db:5432/x and http://h/p";
+        let out = r.text(text);
+        for gone in [
+            "/root/keys",
+            "QYQSZQGP",
+            "s3cr3tKEY",
+            "00ff12ab34cd56ef",
+            "hunter2",
+        ] {
+            assert!(!out.contains(gone), "{gone} in {out}");
+        }
+        assert!(out.contains("postgres://app:[redacted]@db:5432/x"), "{out}");
+        assert!(out.contains("http://h/p"), "{out}");
+        assert_eq!(r.text("nothing secret"), "nothing secret");
+    }
 }

@@ -25,7 +25,8 @@
 //!   └── bench              throughput measurements with a baseline in the same run
 //!         │
 //!         └── pipeline, storage, catalog, crypto,     (infrastructure)
-//!             config, db, exit, logging, output, scram
+//!             config, db, exit, logging, output, scram,
+//!             untar (extracting an untrusted tar with an allow-list)
 //! ```
 //!
 //! `pipeline` (byte-stream stages) knows nothing of S3; `storage` (object
@@ -70,6 +71,7 @@ pub mod schedule;
 pub mod scram;
 pub mod seed;
 pub mod storage;
+pub mod untar;
 pub mod users;
 pub mod wal;
 pub mod watch;

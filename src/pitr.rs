@@ -3,25 +3,31 @@
 //!
 //! Steps:
 //! 1. refuse a target directory that exists and is not empty;
-//! 2. stream the base backup through age and zstd into `tar -x`, checking
-//!    the stored digest against the manifest's;
+//! 2. stream the base backup through age and zstd into an extraction with
+//!    an allow-list ([`crate::untar`]: files and directories only, modes
+//!    forced, nothing outside the directory), checking the stored digest
+//!    against the manifest's;
 //! 3. write the recovery settings: `recovery.signal`, and in
 //!    `postgresql.auto.conf` (read last, so it wins) `restore_command =
 //!    'stockops --config FILE wal fetch %f %p'` with a config file that names
-//!    the repository and a copy of the identity in the directory (mode 0600,
-//!    removed once recovery is over; no secret on a command line), the
-//!    target (`recovery_target_time` / `_lsn`, none for `--latest`),
-//!    `recovery_target_action = 'promote'`, and what keeps the copy apart
-//!    from production: its own port, no TCP, its own socket directory,
-//!    `archive_mode = off` (it must not archive into production's repository);
-//! 4. start it (as the postgres OS user when run as root) and wait, bounded,
-//!    until recovery has ended and the server is promoted;
+//!    the repository and a copy of the identity, and AWS settings of its own,
+//!    in a private directory outside the data directory (0700, files 0600,
+//!    removed once recovery is over; no secret on a command line nor in the
+//!    server's environment), the target (`recovery_target_time` / `_lsn`,
+//!    none for `--latest`), `recovery_target_action = 'promote'`, and what
+//!    keeps the copy apart from production: its own port, no TCP, its own
+//!    socket directory, `archive_mode = off` (it must not archive into
+//!    production's repository), none of production's recovery or archive
+//!    hooks; every file written with `O_NOFOLLOW`, new ones with `O_EXCL`;
+//! 4. start it (as the postgres OS user when run as root, with an emptied
+//!    environment) and wait, bounded, until recovery has ended and the
+//!    server is promoted;
 //! 5. report where it stopped: LSN, timeline, last replayed commit time.
 //!
 //! The server keeps running afterwards: stop it with `pg_ctl -D DIR stop`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -34,6 +40,7 @@ use crate::crypto::Identities;
 use crate::exit;
 use crate::pipeline;
 use crate::storage::ReadStore;
+use crate::untar;
 
 /// Where recovery stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,9 +62,10 @@ pub struct PitrOptions {
     pub identity_file: PathBuf,
     /// Give up waiting for recovery after this long.
     pub timeout: Duration,
-    /// A throwaway copy (a drill): its own pg_hba.conf lets any local login
-    /// in without a password, for the drill's checks; its socket is in the
-    /// 0700 data directory, so only its owner (and root) can reach it.
+    /// A throwaway copy (a drill): its own pg_hba.conf (the OS user running
+    /// stockops as postgres by peer, other logins by password, never trust)
+    /// rather than production's; its socket is in the 0700 data directory,
+    /// so only its owner (and root) can reach it.
     pub throwaway: bool,
 }
 
@@ -83,6 +91,8 @@ pub async fn run(
     opts: &PitrOptions,
 ) -> anyhow::Result<PitrReport> {
     let started = Instant::now();
+    m.validate()
+        .map_err(|e| exit::Coded::new(exit::FAILURE, e))?;
     let dir = &opts.target_dir;
     // 1. An empty place, and (to the end of the archive) an archive without
     //    holes: PostgreSQL takes a segment it cannot fetch for the end of the
@@ -97,8 +107,9 @@ pub async fn run(
     // 3. The recovery settings.
     let bin = crate::backup::tool(m.server_major(), "pg_ctl");
     let bin_dir = Path::new(&bin).parent().map(Path::to_path_buf);
-    write_settings(dir, opts, &m.id)?;
     let root = is_root();
+    let keys = Keyring::create(root, &opts.identity_file, &opts.repo).await?;
+    write_settings(dir, opts, &m.id, &keys)?;
     if root {
         run_ok(
             Command::new("chown")
@@ -114,9 +125,11 @@ pub async fn run(
     let sql = |q: &str| query(root, &psql, dir, opts.port, q);
     // A server still recovering when the wait gives up keeps the identity
     // copy, to go on fetching; otherwise it goes once recovery is over.
-    let waited = start_and_wait(root, &bin, dir, &log, &sql, opts.timeout).await;
-    if !waited.as_ref().is_err_and(|e| e.is::<StillRecovering>()) {
-        let _ = std::fs::remove_file(dir.join(IDENTITY_COPY));
+    let waited = start_and_wait(root, &bin, dir, &log, &sql, opts.timeout, &keys).await;
+    if waited.as_ref().is_err_and(|e| e.is::<StillRecovering>()) {
+        keys.keep();
+    } else {
+        drop(keys);
     }
     waited?;
     // 5. Where it stopped.
@@ -173,6 +186,7 @@ async fn start_and_wait(
     log: &Path,
     sql: &dyn Fn(&str) -> anyhow::Result<String>,
     timeout: Duration,
+    keys: &Keyring,
 ) -> anyhow::Result<()> {
     as_postgres(
         root,
@@ -214,11 +228,12 @@ async fn start_and_wait(
         if Instant::now() > deadline {
             return Err(StillRecovering(format!(
                 "recovery had not ended after {} s ({last_answer}); the server is left running in {} \
-                 (its log: {}; the identity copy {IDENTITY_COPY} stays there for it to go on: \
-                 remove the directory when done)",
+                 (its log: {}; the identity copy stays in {} for it to go on: remove both \
+                 directories when done)",
                 timeout.as_secs(),
                 dir.display(),
-                log.display()
+                log.display(),
+                keys.dir.display()
             ))
             .into());
         }
@@ -254,24 +269,46 @@ fn describe(t: &Target) -> String {
     }
 }
 
+/// An empty private directory to extract into: a new one is created 0700
+/// (never open to others, not even for a moment); an existing one must be
+/// empty and a real directory (not a symlink), and is made 0700.
 fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
-    if dir.exists() {
-        let mut entries =
-            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
-        if entries.next().is_some() {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if !m.file_type().is_dir() => {
             return Err(exit::usage(format!(
-                "{} is not empty: a physical restore needs an empty or new directory",
+                "{} is not a directory (a symlink or a file): a physical restore needs an empty or new directory",
                 dir.display()
-            )));
+            )))
+        }
+        Ok(_) => {
+            let mut entries =
+                std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+            if entries.next().is_some() {
+                return Err(exit::usage(format!(
+                    "{} is not empty: a physical restore needs an empty or new directory",
+                    dir.display()
+                )));
+            }
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Err(_) => {
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
         }
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     Ok(())
 }
 
-/// Decrypt and decompress the base backup into `tar -x -C DIR`.
+/// Decrypt and decompress the base backup, and extract it into `dir` with
+/// the allow-list of [`crate::untar`] (never `tar -x` as root: the archive
+/// is the repository's, whoever can write there chooses its headers).
 async fn extract(
     store: &dyn ReadStore,
     m: &Manifest,
@@ -282,27 +319,28 @@ async fn extract(
         .object("base")
         .context("the manifest lists no base object")?;
     let reader = store.open(&base.key).await?;
-    let mut child = Command::new("tar")
-        .args(["-x", "-f", "-", "-C"])
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting tar (to extract the base backup)")?;
-    let stdin = child.stdin.take().expect("piped");
+    let (plain, tar) = untar::channel(16);
     let owned = ids.clone();
-    let opened = tokio::task::spawn_blocking(move || {
-        pipeline::open(SyncIoBridge::new(reader), stdin, &owned).map(|(_, d)| d)
-    })
-    .await?;
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+    let opening = tokio::task::spawn_blocking(move || {
+        pipeline::open(SyncIoBridge::new(reader), plain, &owned).map(|(_, d)| d)
+    });
+    let target = dir.to_path_buf();
+    let unpacking =
+        tokio::task::spawn_blocking(move || untar::extract(tar, &target, &untar::Rules::default()));
+    let (opened, unpacked) = (opening.await?, unpacking.await?);
+    // A refused member stops the extraction, which breaks the decryption's
+    // pipe: the refusal is the finding. Otherwise a decryption failure
+    // (which ends the tar early) comes first.
+    if let Err(e @ untar::ExtractError::Refused(_)) = unpacked {
+        return Err(e.into());
+    }
     let digests = opened
         .map_err(|e| crate::backups::no_match(anyhow::anyhow!("{}: {e}", base.key), m, ids))?;
-    if !out.status.success() {
-        bail!(
-            "tar could not extract the base backup: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+    let done = unpacked.context("extracting the base backup")?;
+    if done.neutralised > 0 {
+        tracing::warn!(
+            files = done.neutralised,
+            "the base backup asked for setuid, setgid or sticky bits, which were dropped"
         );
     }
     if digests.stored != base.stored {
@@ -334,43 +372,204 @@ fn conf_str(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-/// The copy of the identity restore_command reads, inside the recovered
-/// directory.
-const IDENTITY_COPY: &str = "stockops-restore-identity.txt";
+/// What `wal fetch` needs to read the repository while the restored server
+/// recovers, and nothing else: a copy of the identity and, for S3, the
+/// endpoint, region and credentials this run resolved, each mode 0600 in a
+/// directory of its own (0700, random name, owned by the OS user the server
+/// runs as) outside the data directory, whose configuration came from the
+/// backup and could `include` a file it knows the name of. Removed when
+/// dropped, that is as soon as recovery is over, unless kept.
+pub(crate) struct Keyring {
+    pub(crate) dir: PathBuf,
+    s3: bool,
+    kept: std::cell::Cell<bool>,
+}
 
-fn write_settings(dir: &Path, opts: &PitrOptions, id: &str) -> anyhow::Result<()> {
-    let config = dir.join("stockops-restore.toml");
-    // restore_command runs as the server's OS user: it reads a copy of the
-    // identity, mode 0600 in the 0700 directory (chowned with the rest),
-    // removed once recovery is over. The original stays readable by root only.
-    let identity = dir.join(IDENTITY_COPY);
-    {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt;
-        let key = std::fs::read(&opts.identity_file).with_context(|| {
-            format!("reading the identity file {}", opts.identity_file.display())
-        })?;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&identity)
-            .and_then(|mut f| f.write_all(&key).and_then(|()| f.sync_all()))
-            .with_context(|| format!("copying the identity into {}", dir.display()))?;
+/// The start of a keyring directory's name; the rest is random.
+pub(crate) const KEYRING_PREFIX: &str = "stockops-restore-keys-";
+
+impl Keyring {
+    async fn create(root: bool, identity_file: &Path, repo: &str) -> anyhow::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir =
+            std::env::temp_dir().join(format!("{KEYRING_PREFIX}{:016x}", rand::random::<u64>()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+        let keys = Self {
+            dir,
+            s3: repo.starts_with("s3://"),
+            kept: false.into(),
+        };
+        let key = std::fs::read(identity_file)
+            .with_context(|| format!("reading the identity file {}", identity_file.display()))?;
+        write_new(&keys.identity(), &key)?;
+        if keys.s3 {
+            write_new(&keys.aws(), aws_profile().await?.as_bytes())?;
+        }
+        if root {
+            run_ok(
+                Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(&keys.dir),
+            )?;
+        }
+        Ok(keys)
     }
-    std::fs::write(
+
+    fn identity(&self) -> PathBuf {
+        self.dir.join("identity.txt")
+    }
+
+    fn aws(&self) -> PathBuf {
+        self.dir.join("aws.conf")
+    }
+
+    /// The environment restore_command gives `wal fetch`: the AWS SDK's
+    /// files are this keyring's, and nothing is asked of the instance
+    /// metadata service.
+    fn fetch_env(&self) -> String {
+        if !self.s3 {
+            return String::new();
+        }
+        let aws = sh_quote(&self.aws().display().to_string());
+        format!(
+            "AWS_CONFIG_FILE={aws} AWS_SHARED_CREDENTIALS_FILE={aws} AWS_PROFILE=default \
+             AWS_EC2_METADATA_DISABLED=true "
+        )
+    }
+
+    /// Leave it for a server still recovering.
+    fn keep(self) {
+        self.kept.set(true);
+    }
+}
+
+impl Drop for Keyring {
+    fn drop(&mut self) {
+        if !self.kept.get() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The S3 endpoint, region and credentials this run uses, resolved by the
+/// AWS SDK from wherever they come (environment, profile, instance role),
+/// as an AWS config file's `[default]` profile.
+async fn aws_profile() -> anyhow::Result<String> {
+    use aws_sdk_s3::config::ProvideCredentials;
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let creds = shared
+        .credentials_provider()
+        .context("no AWS credentials for the S3 repository")?
+        .provide_credentials()
+        .await
+        .context("resolving the AWS credentials restore_command will need")?;
+    let mut text = String::from("[default]\n");
+    let mut line = |k: &str, v: &str| {
+        if v.contains(['\n', '\r']) {
+            bail!("the AWS setting {k} holds a line break");
+        }
+        text.push_str(&format!("{k} = {v}\n"));
+        Ok(())
+    };
+    if let Some(region) = shared.region() {
+        line("region", region.as_ref())?;
+    }
+    if let Some(url) = shared.endpoint_url() {
+        line("endpoint_url", url)?;
+    }
+    line("aws_access_key_id", creds.access_key_id())?;
+    line("aws_secret_access_key", creds.secret_access_key())?;
+    if let Some(token) = creds.session_token() {
+        line("aws_session_token", token)?;
+    }
+    Ok(text)
+}
+
+/// A new file, mode 0600, never through a symlink nor over a file the
+/// backup brought.
+fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .with_context(|| format!("writing {} (is it in the backup?)", path.display()))
+}
+
+/// Add to a file of the data directory (created if absent), never through a symlink.
+fn append(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// pg_hba.conf of a copy whose rules stockops writes: the OS user that
+/// runs stockops (root, and the postgres OS user the server runs as, when
+/// run as root) as postgres by peer; every other login by its password.
+/// Never `trust`.
+fn own_hba(dir: &Path) -> anyhow::Result<String> {
+    let hba = dir.join("stockops-restore-hba.conf");
+    write_new(
+        &hba,
+        b"# a copy beside production: the OS user stockops runs as, as postgres, by peer over its\n\
+          # socket (in the 0700 data directory); other logins by password, never trust\n\
+          local all postgres peer map=stockops\n\
+          local all all scram-sha-256\n",
+    )?;
+    let me = if is_root() {
+        vec!["root".to_string(), "postgres".to_string()]
+    } else {
+        vec![run_ok(Command::new("id").arg("-un"))?]
+    };
+    let ident = dir.join("stockops-restore-ident.conf");
+    let map: String = me
+        .iter()
+        .map(|u| format!("stockops {u} postgres\n"))
+        .collect();
+    write_new(&ident, map.as_bytes())?;
+    Ok(format!(
+        "hba_file = {}\nident_file = {}\n",
+        conf_str(&hba.display().to_string()),
+        conf_str(&ident.display().to_string())
+    ))
+}
+
+fn write_settings(dir: &Path, opts: &PitrOptions, id: &str, keys: &Keyring) -> anyhow::Result<()> {
+    // restore_command runs as the server's OS user with an environment of
+    // its own (the server's is emptied, see `as_postgres`): this config
+    // file names the repository and the keyring's identity copy.
+    let config = dir.join("stockops-restore.toml");
+    write_new(
         &config,
         format!(
             "# written by stockops restore --physical {id}: what restore_command needs\n\
              repo = {}\ns3_path_style = {}\nidentity_file = {}\n",
             toml_str(&opts.repo),
             opts.s3_path_style,
-            toml_str(&identity.display().to_string())
-        ),
+            toml_str(&keys.identity().display().to_string())
+        )
+        .as_bytes(),
     )?;
     let exe = std::env::current_exe().context("locating the stockops binary")?;
     let fetch = format!(
-        "{} --config {} wal fetch %f %p",
+        "{}{} --config {} wal fetch %f %p",
+        keys.fetch_env(),
         sh_quote(&exe.display().to_string()),
         sh_quote(&config.display().to_string())
     );
@@ -387,52 +586,35 @@ fn write_settings(dir: &Path, opts: &PitrOptions, id: &str) -> anyhow::Result<()
     // gets a minimal one of its own; only the postgres OS user may log in.
     let own_conf = !dir.join("postgresql.conf").exists();
     if own_conf {
-        std::fs::write(
-            dir.join("postgresql.conf"),
+        write_new(
+            &dir.join("postgresql.conf"),
             format!(
                 "# written by stockops restore --physical {id}: the backed-up cluster kept its \
                  configuration outside its data directory\n"
-            ),
+            )
+            .as_bytes(),
         )?;
     }
-    let hba = dir.join("stockops-restore-hba.conf");
-    let hba_setting = if opts.throwaway {
-        std::fs::write(
-            &hba,
-            "# a drill's throwaway copy: its socket is in the 0700 data directory\nlocal all all trust\n",
-        )?;
-        format!("hba_file = {}\n", conf_str(&hba.display().to_string()))
-    } else if own_conf || !dir.join("pg_hba.conf").exists() {
-        // No pg_hba.conf came with the backup: the copy gets its own. The
-        // server runs as the postgres OS user (as the user who restores when
-        // that is not root).
-        std::fs::write(
-            &hba,
-            "# a copy beside production: the OS user it runs as, as postgres, over its socket\n\
-             local all postgres peer map=stockops\n",
-        )?;
-        let me = if is_root() {
-            "postgres".to_string()
-        } else {
-            run_ok(Command::new("id").arg("-un"))?
-        };
-        let ident = dir.join("stockops-restore-ident.conf");
-        std::fs::write(&ident, format!("stockops {me} postgres\n"))?;
-        format!(
-            "hba_file = {}\nident_file = {}\n",
-            conf_str(&hba.display().to_string()),
-            conf_str(&ident.display().to_string())
-        )
+    let hba_setting = if opts.throwaway || own_conf || !dir.join("pg_hba.conf").exists() {
+        // A drill's copy, or no pg_hba.conf came with the backup: the copy
+        // gets its own rules.
+        own_hba(dir)?
     } else {
         // Production's own rules, so its DBAs get in as they do there.
         String::new()
     };
+    // Read last, so these win over what the backup's configuration says;
+    // the commands production runs at the end of recovery or on archived
+    // WAL are not this copy's to run (archive_command stays: archive_mode is
+    // off, and a copy turned into production switches it back on).
     let settings = format!(
         "\n# stockops restore --physical {id}\n{hba_setting}\
          restore_command = {}\n{target}\
          recovery_target_action = 'promote'\n\
          recovery_target_timeline = 'latest'\n\
          archive_mode = 'off'\n\
+         archive_cleanup_command = ''\n\
+         recovery_end_command = ''\n\
          port = {}\n\
          listen_addresses = ''\n\
          unix_socket_directories = {}\n",
@@ -440,11 +622,8 @@ fn write_settings(dir: &Path, opts: &PitrOptions, id: &str) -> anyhow::Result<()
         opts.port,
         conf_str(&dir.display().to_string())
     );
-    let auto = dir.join("postgresql.auto.conf");
-    let mut text = std::fs::read_to_string(&auto).unwrap_or_default();
-    text.push_str(&settings);
-    std::fs::write(&auto, text)?;
-    std::fs::write(dir.join("recovery.signal"), "")?;
+    append(&dir.join("postgresql.auto.conf"), &settings)?;
+    append(&dir.join("recovery.signal"), "")?;
     // Left by the source server: meaningless here.
     for stale in ["postmaster.pid", "postmaster.opts"] {
         let _ = std::fs::remove_file(dir.join(stale));
@@ -478,11 +657,13 @@ fn as_postgres(root: bool, program: &str, args: &[&str]) -> anyhow::Result<Strin
         Command::new(program)
     };
     // The server started here runs restore_command with the environment it
-    // inherits, and stockops' variables win over its config file: they would
-    // point `wal fetch` at this run's identity file instead of the copy.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("STOCKOPS_") {
-            cmd.env_remove(key);
+    // inherits: it gets none of this run's (no AWS or STOCKOPS_ variable, no
+    // PGPASSWORD); restore_command sets what `wal fetch` needs.
+    cmd.env_clear();
+    for (key, value) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k == "PATH" || k == "LANG" || k == "TZ" || k.starts_with("LC_") {
+            cmd.env(key, value);
         }
     }
     run_ok(cmd.args(args))
@@ -515,7 +696,7 @@ fn query(root: bool, psql: &str, dir: &Path, port: u16, sql: &str) -> anyhow::Re
 fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
+    crate::drill::Redact::from_env(None).text(&lines[lines.len().saturating_sub(15)..].join("\n"))
 }
 
 /// A free TCP port number, for the restored server's socket name.
@@ -562,7 +743,9 @@ pub async fn drill(
     ids: &Identities,
     opts: &DrillOptions,
 ) -> anyhow::Result<crate::drill::DrillReport> {
-    use crate::drill::{DrillCheck, DrillReport, Phase};
+    use crate::drill::{DrillCheck, DrillReport, Phase, Redact};
+    m.validate()
+        .map_err(|e| exit::Coded::new(exit::FAILURE, e))?;
     let started_at = Utc::now();
     let clock = Instant::now();
     let mut phases = Vec::new();
@@ -660,7 +843,7 @@ pub async fn drill(
             ),
         });
     }
-    let report = DrillReport {
+    let report = Redact::from_env(Some(&opts.identity_file)).report(DrillReport {
         backup: m.id.clone(),
         snapshot_at: last_commit.unwrap_or(m.snapshot_at),
         started_at,
@@ -677,7 +860,7 @@ pub async fn drill(
         max_rpo_seconds: opts.max_rpo,
         ok: checks.iter().all(|c| c.ok),
         checks,
-    };
+    });
     crate::drill::store_report(store, &report).await?;
     Ok(report)
 }

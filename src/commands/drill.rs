@@ -33,6 +33,7 @@ pub async fn run(settings: &Settings, args: DrillArgs) -> anyhow::Result<u8> {
         max_rto: args.max_rto,
         max_rpo: args.max_rpo,
         keep: args.keep,
+        redact: drill::Redact::from_env(settings.identity_file.as_deref()),
     };
     let started = std::time::Instant::now();
     let result = drill::run(store.as_ref(), &m, &identities, opts).await;

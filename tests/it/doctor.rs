@@ -107,7 +107,6 @@ async fn doctor_names_each_weakness_planted_in_a_cluster() {
     let (code, report) = doctor(&[], &url("inventory"), &[]);
     assert_eq!(code, Some(3), "{report:#}");
     assert_found(&report, "tls", "ssl = off");
-    assert_found(&report, "hba", "local all all trust");
     assert_found(&report, "pgaudit", "shared_preload_libraries = ''");
     for check in [
         "password_encryption",
@@ -123,7 +122,11 @@ async fn doctor_names_each_weakness_planted_in_a_cluster() {
 
     // Plant one weakness per check.
     let data = cluster.dir.join("data");
-    let mut hba = std::fs::read_to_string(data.join("pg_hba.conf")).unwrap();
+    // (A scratch cluster authenticates by peer: the trust line is planted too.)
+    let mut hba = format!(
+        "local all all trust\n{}",
+        std::fs::read_to_string(data.join("pg_hba.conf")).unwrap()
+    );
     hba.push_str("host all weak_md5 10.0.0.0/8 md5\nhostssl all all 10.1.0.0/16 password\n");
     std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
     let mut db = connect(&url("inventory")).await;
@@ -157,6 +160,7 @@ async fn doctor_names_each_weakness_planted_in_a_cluster() {
         "password_encryption",
         "password_encryption = 'md5'",
     );
+    assert_found(&report, "hba", "local all all trust");
     assert_found(&report, "hba", "weak_md5 10.0.0.0 md5");
     assert_found(&report, "hba", "10.1.0.0 password");
     assert_found(&report, "hba", "admits TCP logins without TLS");

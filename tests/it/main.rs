@@ -10,6 +10,7 @@ mod common;
 mod adversarial_db;
 mod adversarial_globals;
 mod adversarial_input;
+mod adversarial_recovery;
 mod adversarial_repository;
 mod audit;
 mod backup;

@@ -75,7 +75,7 @@ fn pg_ctl(action: &str, dir: &Path, log: Option<&Path>, extra: &[&str]) {
     );
 }
 
-async fn connect_to(cluster: &ScratchCluster) -> PgConnection {
+pub(crate) async fn connect_to(cluster: &ScratchCluster) -> PgConnection {
     PgConnection::connect_with(&cluster.options("postgres").disable_statement_logging())
         .await
         .unwrap()
@@ -110,16 +110,16 @@ async fn archiving_cluster(config: &Path) -> ScratchCluster {
 /// What an archiving test starts from: its directory, keys and repository
 /// (Garage), a scratch cluster archiving there, and the environment of a
 /// job that may also decrypt.
-struct Archiving {
-    dir: PathBuf,
-    keys: Keys,
-    repo: String,
-    cluster: ScratchCluster,
-    env: Vec<(String, String)>,
+pub(crate) struct Archiving {
+    pub(crate) dir: PathBuf,
+    pub(crate) keys: Keys,
+    pub(crate) repo: String,
+    pub(crate) cluster: ScratchCluster,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl Archiving {
-    async fn start(name: &str) -> Self {
+    pub(crate) async fn start(name: &str) -> Self {
         let dir = temp_dir(name);
         let keys = Keys::new(&dir.join("keys"));
         let repo = s3_repo(&name.replace('_', "-"));
@@ -145,7 +145,7 @@ impl Archiving {
 }
 
 /// A URL of one of the cluster's databases, as postgres over its socket.
-fn url_of(cluster: &ScratchCluster, database: &str) -> String {
+pub(crate) fn url_of(cluster: &ScratchCluster, database: &str) -> String {
     format!(
         "postgres://postgres@localhost:{}/{database}?host={}",
         cluster.port,
@@ -154,7 +154,7 @@ fn url_of(cluster: &ScratchCluster, database: &str) -> String {
 }
 
 /// Write some WAL and switch segments `n` times.
-async fn activity(conn: &mut PgConnection, n: usize) {
+pub(crate) async fn activity(conn: &mut PgConnection, n: usize) {
     sqlx::raw_sql("CREATE TABLE IF NOT EXISTS churn (id int, pad text)")
         .execute(&mut *conn)
         .await
@@ -170,7 +170,7 @@ async fn activity(conn: &mut PgConnection, n: usize) {
 }
 
 /// Wait (at most 60 s) until the archiver has archived `last` or later; fail on its failures.
-async fn wait_archived(conn: &mut PgConnection, last: &str) {
+pub(crate) async fn wait_archived(conn: &mut PgConnection, last: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (archived, failed, failed_wal): (Option<String>, i64, Option<String>) = sqlx::query_as(
@@ -194,7 +194,7 @@ async fn wait_archived(conn: &mut PgConnection, last: &str) {
     }
 }
 
-async fn current_segment(conn: &mut PgConnection) -> String {
+pub(crate) async fn current_segment(conn: &mut PgConnection) -> String {
     sqlx::query_scalar("SELECT pg_walfile_name(pg_current_wal_lsn())")
         .fetch_one(&mut *conn)
         .await
@@ -551,7 +551,7 @@ async fn the_backup_role_takes_a_physical_backup_with_only_what_it_is_given() {
 }
 
 /// Stops a restored server when the test ends, whatever happens.
-struct Restored(PathBuf);
+pub(crate) struct Restored(pub(crate) PathBuf);
 
 impl Drop for Restored {
     fn drop(&mut self) {
