@@ -67,7 +67,7 @@ pub fn distrust(
     if m.id != dir_id {
         return Some(format!("its manifest names backup {:?}", m.id));
     }
-    if let Err(e) = m.check_objects() {
+    if let Err(e) = m.validate() {
         return Some(e);
     }
     let claimed = m.snapshot_at.max(m.finished_at).max(m.started_at);
@@ -627,7 +627,7 @@ mod tests {
                 key: catalog::key(&id, catalog::DATA),
                 stored: Digest {
                     bytes: 1,
-                    sha256: String::new(),
+                    sha256: "0".repeat(64),
                 },
             }],
             wal: None,

@@ -152,48 +152,6 @@ impl Manifest {
         self.objects.iter().find(|o| o.name == name)
     }
 
-    /// The manifest's id, kind and objects are what stockops writes: an id
-    /// of the grammar, a known kind, each object named once and stored at
-    /// the one key that name has in this backup's directory. A manifest that
-    /// points anywhere else (another backup's objects, a WAL file, `../`)
-    /// is refused before any of its keys is read.
-    pub fn check_objects(&self) -> Result<(), String> {
-        if !is_id(&self.id) {
-            return Err(format!("{:?} is not a backup id", self.id));
-        }
-        if self.kind != LOGICAL && self.kind != PHYSICAL {
-            return Err(format!("unknown kind {:?}", self.kind));
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for o in &self.objects {
-            let file = match (self.kind.as_str(), o.name.as_str()) {
-                (LOGICAL, "data") => DATA,
-                (LOGICAL, "globals") => GLOBALS,
-                (LOGICAL, "roles") => ROLES,
-                (PHYSICAL, "base") => BASE,
-                (_, "metadata") => METADATA,
-                _ => {
-                    return Err(format!(
-                        "unknown object {:?} in a {} backup",
-                        o.name, self.kind
-                    ))
-                }
-            };
-            if !seen.insert(o.name.as_str()) {
-                return Err(format!("object {:?} is listed twice", o.name));
-            }
-            if o.key != key(&self.id, file) {
-                return Err(format!(
-                    "object {:?} points at {:?}, not {:?}",
-                    o.name,
-                    o.key,
-                    key(&self.id, file)
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// The server's major version, for picking matching client programs.
     pub fn server_major(&self) -> u32 {
         self.server_version
@@ -229,16 +187,23 @@ impl Manifest {
         {
             return bad("the server version", &self.server_version);
         }
-        let known: &[(&str, &str)] = if self.is_physical() {
-            &[("base", BASE), ("metadata", METADATA)]
-        } else {
-            &[("data", DATA), ("globals", GLOBALS), ("metadata", METADATA)]
-        };
+        let mut seen = std::collections::BTreeSet::new();
         for o in &self.objects {
-            match known.iter().find(|(name, _)| *name == o.name) {
-                Some((_, file)) if o.key == key(&self.id, file) => {}
-                Some(_) => return bad(&format!("object {}'s key", o.name), &o.key),
-                None => return bad("the object name", &o.name),
+            let file = match (self.kind.as_str(), o.name.as_str()) {
+                (LOGICAL, "data") => DATA,
+                (LOGICAL, "globals") => GLOBALS,
+                (LOGICAL, "roles") => ROLES,
+                (PHYSICAL, "base") => BASE,
+                (_, "metadata") => METADATA,
+                _ => return bad("the object name", &o.name),
+            };
+            if !seen.insert(o.name.as_str()) {
+                return bad("the object name (listed twice)", &o.name);
+            }
+            // The one key that name has in this backup's directory: never
+            // another backup's objects, a WAL file or `../`.
+            if o.key != key(&self.id, file) {
+                return bad(&format!("object {}'s key", o.name), &o.key);
             }
             if o.stored.sha256.len() != 64
                 || !o.stored.sha256.bytes().all(|b| b.is_ascii_hexdigit())
