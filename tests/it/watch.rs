@@ -234,13 +234,17 @@ async fn watch_reconnects_after_a_server_restart_and_catches_up() {
                 "--password-stdin",
             ],
             Some(&admin_url),
-            Some("not-used-over-the-socket\n"),
+            Some("watcher-password-0123456789\n"),
         ),
         "users add",
     );
     let mut conn = connect(&admin_url).await;
     let (sku, _) = stocked_sku(&mut conn, "WH-PAR", 5).await;
-    let watcher = Watcher::start(&url("watcher", "inventory"), &[]);
+    // Only the cluster's OS user logs in by peer: the watcher by password.
+    let watcher = Watcher::start(
+        &url("watcher:watcher-password-0123456789", "inventory"),
+        &[],
+    );
     adjust(&mut conn, &sku, "WH-PAR", 1).await;
     assert_eq!(
         watcher
