@@ -10,7 +10,8 @@
 -- (any other line refuses the whole batch, SQLSTATE 42501, naming the line),
 -- priced from inventory.products.list_price whatever the file says, as
 -- api.submit_order prices a partner's orders. A login bound to a supplier
--- imports nothing. Logins bound to no partner are unchanged.
+-- imports nothing. A partner's rejected lines say the stock is short, not
+-- how much the warehouse holds. Logins bound to no partner are unchanged.
 --
 -- The 0003 function keeps its body, renamed inventory.load_order_lines and
 -- callable by its owner only; api.import_order_lines checks, then calls it.
@@ -92,8 +93,14 @@ BEGIN
               LEFT JOIN inventory.products p ON p.sku OPERATOR(pg_catalog.=) p_skus[u.n]
              ORDER BY u.n);
     END IF;
+    -- 3. A partner learns what it asked, not what the warehouse holds
+    -- (as api.submit_order's refusals, 0008), unless it may read stock.
     RETURN QUERY
-    SELECT l.line_number, l.outcome, l.detail
+    SELECT l.line_number, l.outcome,
+           CASE WHEN v_bound AND l.outcome OPERATOR(pg_catalog.=) 'insufficient_stock'
+                     AND NOT pg_catalog.has_function_privilege(SESSION_USER, 'api.stock_status(text)', 'EXECUTE')
+                THEN 'the warehouse cannot serve the quantity asked by this and earlier lines'
+                ELSE l.detail END
       FROM inventory.load_order_lines(p_source, p_line_numbers, p_order_refs, p_order_dates, p_resellers, p_skus,
                                       p_quantities, p_unit_prices, p_warehouse) l;
 END

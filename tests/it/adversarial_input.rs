@@ -157,6 +157,40 @@ async fn a_partner_login_pays_the_catalogue_price_not_the_files() {
     );
 }
 
+#[tokio::test]
+async fn a_partners_rejected_line_names_no_stock_figure() {
+    let shop = Shop::new("advimpshort").await;
+    let mut admin = shop.db.admin().await;
+    let (r, s) = fixture(&mut admin, 1, 1).await;
+    let url = partner_with_etl(&shop, "it_advimpshort_partner", &r[0]).await;
+    let dir = temp_dir("advimpshort");
+    let file = dir.join("orders.csv");
+    std::fs::write(
+        &file,
+        format!("{HEADER}SHORT-1,2025-06-02,{},{},900000,1\n", r[0], s[0]),
+    )
+    .unwrap();
+    let detail = |url: &str| {
+        assert_success(
+            &import(url, &file, &[]),
+            "import of a line stock cannot serve",
+        );
+        let mut rdr = csv::Reader::from_path(dir.join("orders.csv.rejects.csv")).unwrap();
+        let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(&rows[0][1], "insufficient_stock");
+        rows[0][2].to_string()
+    };
+    let partner = detail(&url);
+    assert!(
+        !partner.contains("available") && !partner.chars().any(|c| c.is_ascii_digit()),
+        "a partner sees the warehouse's figures: {partner}"
+    );
+    // The etl login of the business still sees them.
+    let etl = detail(&shop.url_for("etl"));
+    assert!(etl.contains("available in the warehouse"), "{etl}");
+}
+
 /// An order file whose bad lines carry spreadsheet formulas, as OWASP's
 /// CSV injection examples do.
 /// (A carriage return would end the line for the reader, and a field
