@@ -72,6 +72,11 @@ impl WalName {
     /// `000000010000000000000003`, `00000002.history`,
     /// `000000010000000000000003.00000028.backup`, `...03.partial`; nothing else.
     pub fn parse(name: &str) -> Option<Self> {
+        // Every shape is ASCII; checking first keeps the slices below on
+        // character boundaries whatever a repository key holds.
+        if !name.is_ascii() {
+            return None;
+        }
         let kind = if is_hex(name, 24) {
             Kind::Segment
         } else if name.len() == 32 && name.ends_with(".partial") && is_hex(&name[..24], 24) {
@@ -832,6 +837,17 @@ mod tests {
         );
         // 1 GiB segments: 4 per xlogid.
         assert_eq!(segment_name(1, 5, 1 << 30), "000000010000000100000001");
+    }
+
+    #[test]
+    fn a_name_with_a_multibyte_character_is_refused_not_a_panic() {
+        // Found by fuzz/fuzz_targets/wal_name.rs: 40 bytes ending in
+        // `.backup` with a character across byte 24 was sliced there.
+        let name = "00000001000000000000000\u{c4}00000028.backup";
+        assert_eq!(name.len(), 40);
+        assert_eq!(WalName::parse(name), None);
+        let key = format!("wal/00000001/{name}.{}.zst.age", "ab".repeat(32));
+        assert_eq!(parse_key(&key, 1), None);
     }
 
     #[test]

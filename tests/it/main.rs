@@ -7,6 +7,7 @@
 
 mod common;
 
+mod adversarial_fuzz;
 mod audit;
 mod backup;
 mod cli;
