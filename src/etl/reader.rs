@@ -253,8 +253,12 @@ impl<R: Read> OrderReader<R> {
             .read_until(b'\n', &mut head)
             .context("reading the header line")?;
         let delimiter = sniff_delimiter(head.strip_suffix(b"\n").unwrap_or(&head));
+        // Records end at LF only (CRLF is LF by now): the csv crate's default
+        // also ends one at a lone CR without counting a line, and two records
+        // then shared a line number, which the import keys rejects by.
         let mut csv = csv::ReaderBuilder::new()
             .delimiter(delimiter)
+            .terminator(csv::Terminator::Any(b'\n'))
             .has_headers(false)
             .flexible(true)
             .from_reader(Cursor::new(head).chain(rest));
@@ -730,6 +734,17 @@ mod tests {
             assert_eq!(rec.parsed.unwrap().unit_price.to_string(), "3.5");
             assert!(r.next_record().unwrap().is_none());
         }
+    }
+
+    #[test]
+    fn a_lone_cr_does_not_start_a_record_with_the_same_line_number() {
+        // Found by fuzz/fuzz_targets/order_csv.rs: "A-1,...\rA-2,..." was two
+        // records, both line 2.
+        let file = b"order_ref,order_date,reseller,sku,quantity,unit_price\n\
+                     A-1,2026-01-05,R1,P-1,1,2\rA-2,2026-01-05,R1,P-2,1,2\n\
+                     A-3,2026-01-05,R1,P-3,1,2\n";
+        let lines: Vec<u64> = read_all(file, None).iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 3]);
     }
 
     #[test]
