@@ -6,9 +6,9 @@ use crate::common::*;
 
 /// Anyone who can write to the bucket can add a key under `wal/`. A name of
 /// 40 bytes ending in `.backup` with a multibyte character across byte 24
-/// made every command that lists the archive (`wal verify`, `prune`,
-/// `doctor`, recovery's `wal fetch`) panic; it is not a WAL file, so the
-/// listing skips it.
+/// made every command that lists the whole archive (`wal verify`, `backups
+/// prune`, the archive check of `restore --physical` and `drill --physical`)
+/// panic; it is not a WAL file, so the listing skips it.
 #[tokio::test]
 async fn a_wal_key_with_a_multibyte_name_is_skipped_not_a_panic() {
     let dir = temp_dir("adv_fuzz_wal_key");
