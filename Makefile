@@ -5,10 +5,13 @@
 #   make prod-sim   a PostgreSQL cluster with deploy/'s hardened configuration and
 #               self-signed TLS, then provision, users, seed, api calls over TLS,
 #               backup, drill and doctor (scripts/prod-sim.sh)
+#   make fuzz   every fuzz target for FUZZ_SECONDS each (20, what CI runs;
+#               docs/fuzzing.md for longer runs and crashes)
 SHELL := /bin/bash
 SCALE ?= 1
+FUZZ_SECONDS ?= 20
 
-.PHONY: demo test lint testenv testenv-down nextest prod-sim
+.PHONY: demo test lint testenv testenv-down nextest prod-sim fuzz
 
 demo:
 	scripts/demo.sh $(SCALE)
@@ -18,6 +21,9 @@ test: nextest testenv
 
 prod-sim:
 	scripts/prod-sim.sh
+
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 lint:
 	cargo fmt --check

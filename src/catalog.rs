@@ -112,10 +112,24 @@ pub struct WalRange {
     /// The WAL file holding `start_lsn` (what `wal verify --from-backup` starts at).
     pub start_segment: String,
     pub stop_segment: String,
+    #[serde(deserialize_with = "segment_size")]
     pub segment_size: u64,
     /// The backup's tar carries the WAL from start to stop (`-X fetch`): it
     /// restores on its own, the archive is needed only to go further.
     pub includes_wal: bool,
+}
+
+/// A WAL segment size as initdb allows it, a power of two from 1 MiB to
+/// 1 GiB: the WAL arithmetic divides by it, and anyone who can write to the
+/// bucket can write a manifest (a size of 0 made `prune` panic).
+fn segment_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let size = u64::deserialize(d)?;
+    if size.is_power_of_two() && (1 << 20..=1 << 30).contains(&size) {
+        return Ok(size);
+    }
+    Err(serde::de::Error::custom(format!(
+        "segment_size {size} is not a WAL segment size (a power of two from 1 MiB to 1 GiB)"
+    )))
 }
 
 /// The encrypted part of a physical backup's description.
@@ -308,6 +322,32 @@ mod tests {
         assert!(is_id(&a), "{a}");
         assert!(a.starts_with("20260102T030405Z-"));
         assert!(!is_id("latest") && !is_id("20260102T030405Z-zzzz"));
+    }
+
+    #[test]
+    fn a_segment_size_initdb_would_refuse_is_refused() {
+        let with = |size: &str| {
+            format!(
+                r#"{{"format":1,"id":"20260102T030405Z-beef","kind":"physical","database":"inventory",
+                "server_version":"15.8","stockops_version":"0.1.0","started_at":"2026-01-02T03:04:05Z",
+                "snapshot_at":"2026-01-02T03:04:06Z","finished_at":"2026-01-02T03:04:07Z",
+                "recipients":[],"compression":"zstd level 3","objects":[],"wal":{{"timeline":1,
+                "start_lsn":"2/19000028","stop_lsn":"2/19434C18","start_segment":"000000010000000200000019",
+                "stop_segment":"000000010000000200000019","segment_size":{size},"includes_wal":true}}}}"#
+            )
+        };
+        for good in ["1048576", "16777216", "1073741824"] {
+            let m: Manifest = serde_json::from_str(&with(good)).unwrap();
+            assert_eq!(m.wal.unwrap().segment_size.to_string(), good);
+        }
+        // Found by fuzz/fuzz_targets/manifest.rs: 0 divided by zero in prune.
+        for bad in ["0", "1", "16777215", "524288", "2147483648", "8589934592"] {
+            let err = serde_json::from_str::<Manifest>(&with(bad)).unwrap_err();
+            assert!(
+                err.to_string().contains("not a WAL segment size"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -73,6 +73,11 @@ impl WalName {
     /// `000000010000000000000003`, `00000002.history`,
     /// `000000010000000000000003.00000028.backup`, `...03.partial`; nothing else.
     pub fn parse(name: &str) -> Option<Self> {
+        // Every shape is ASCII; checking first keeps the slices below on
+        // character boundaries whatever a repository key holds.
+        if !name.is_ascii() {
+            return None;
+        }
         let kind = if is_hex(name, 24) {
             Kind::Segment
         } else if name.len() == 32 && name.ends_with(".partial") && is_hex(&name[..24], 24) {
@@ -172,10 +177,16 @@ pub fn segment_name(timeline: u32, number: u64, segment_size: u64) -> String {
     format!("{timeline:08X}{:08X}{:08X}", number / per, number % per)
 }
 
-/// `16/B374D848` as a number.
+/// `16/B374D848` as a number: PostgreSQL's `pg_lsn` grammar, 1 to 8 hex
+/// digits each side of the `/` and nothing else (`from_str_radix` alone
+/// would take a sign, and more digits that shift into the other half).
 pub fn parse_lsn(lsn: &str) -> Option<u64> {
     let (hi, lo) = lsn.trim().split_once('/')?;
-    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+    let half = |x: &str| {
+        let ok = (1..=8).contains(&x.len()) && x.bytes().all(|b| b.is_ascii_hexdigit());
+        ok.then(|| u64::from_str_radix(x, 16).ok()).flatten()
+    };
+    Some((half(hi)? << 32) | half(lo)?)
 }
 
 /// The segment holding the byte at `lsn`.
@@ -819,6 +830,38 @@ mod tests {
         );
         // 1 GiB segments: 4 per xlogid.
         assert_eq!(segment_name(1, 5, 1 << 30), "000000010000000100000001");
+    }
+
+    #[test]
+    fn a_name_with_a_multibyte_character_is_refused_not_a_panic() {
+        // Found by fuzz/fuzz_targets/wal_name.rs: 40 bytes ending in
+        // `.backup` with a character across byte 24 was sliced there.
+        let name = "00000001000000000000000\u{c4}00000028.backup";
+        assert_eq!(name.len(), 40);
+        assert_eq!(WalName::parse(name), None);
+        let key = format!("wal/00000001/{name}.{}.zst.age", "ab".repeat(32));
+        assert_eq!(parse_key(&key, 1), None);
+    }
+
+    #[test]
+    fn an_lsn_is_postgres_grammar_only() {
+        assert_eq!(parse_lsn("FFFFFFFF/ffffffff"), Some(u64::MAX));
+        assert_eq!(parse_lsn(" 0/0\n"), Some(0));
+        // Found by fuzz/fuzz_targets/wal_name.rs: a low half of 14 digits
+        // spilled into the high half, and signs were taken.
+        for bad in [
+            "16/B374D3c4d5a8",
+            "100000000/0",
+            "0/100000000",
+            "+1/2",
+            "1/-2",
+            "/1",
+            "1/",
+            "1/2/3",
+            "1 /2",
+        ] {
+            assert_eq!(parse_lsn(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! that do not exist, duplicates, conflicts, stock).
 
 use std::fmt;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Chain, Cursor, Read};
 
 use anyhow::{bail, Context};
 use chrono::NaiveDate;
@@ -225,9 +225,15 @@ pub struct Checks {
     pub latest_date: NaiveDate,
 }
 
+/// The delimiter is sniffed from at most this much of the header line.
+const HEADER_MAX: u64 = 256 * 1024;
+
+/// The header line, already read to sniff its delimiter, then the rest.
+type Input<R> = Chain<Cursor<Vec<u8>>, BufReader<CrlfToLf<R>>>;
+
 /// Streams [`Record`]s out of an order file, one at a time.
 pub struct OrderReader<R: Read> {
-    csv: csv::Reader<BufReader<CrlfToLf<R>>>,
+    csv: csv::Reader<Input<R>>,
     columns: [usize; 6],
     width: usize,
     checks: Checks,
@@ -238,15 +244,24 @@ pub struct OrderReader<R: Read> {
 impl<R: Read> OrderReader<R> {
     /// Read the header line and set up for the data lines.
     pub fn new(input: R, checks: Checks) -> anyhow::Result<Self> {
-        let mut buffered = BufReader::with_capacity(256 * 1024, CrlfToLf::new(input));
-        let head = buffered.fill_buf().context("reading the header line")?;
-        let first_line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
-        let delimiter = sniff_delimiter(first_line);
+        let mut rest = BufReader::with_capacity(256 * 1024, CrlfToLf::new(input));
+        // The whole header line, however the input arrives: a pipe or a FIFO
+        // hands it over in pieces, and a piece can end before the line does.
+        let mut head = Vec::new();
+        (&mut rest)
+            .take(HEADER_MAX)
+            .read_until(b'\n', &mut head)
+            .context("reading the header line")?;
+        let delimiter = sniff_delimiter(head.strip_suffix(b"\n").unwrap_or(&head));
+        // Records end at LF only (CRLF is LF by now): the csv crate's default
+        // also ends one at a lone CR without counting a line, and two records
+        // then shared a line number, which the import keys rejects by.
         let mut csv = csv::ReaderBuilder::new()
             .delimiter(delimiter)
+            .terminator(csv::Terminator::Any(b'\n'))
             .has_headers(false)
             .flexible(true)
-            .from_reader(buffered);
+            .from_reader(Cursor::new(head).chain(rest));
         let mut header = csv::ByteRecord::new();
         if !csv
             .read_byte_record(&mut header)
@@ -678,6 +693,58 @@ mod tests {
         }
         assert_eq!(normalize_header("Quantité"), "quantite");
         assert_eq!(normalize_header("\u{feff}order_ref"), "order_ref");
+    }
+
+    /// Hands over at most `piece` bytes a read, as a pipe may.
+    struct Pipe<'a> {
+        data: &'a [u8],
+        piece: usize,
+    }
+
+    impl Read for Pipe<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.piece.min(out.len()).min(self.data.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_header_that_arrives_in_pieces_is_read_whole() {
+        // Found by fuzz/fuzz_targets/order_csv.rs: the delimiter was sniffed
+        // from the first read only, so a semicolon file through a pipe that
+        // handed over "ref_commande" first was read as comma-separated and
+        // refused.
+        let file = "ref_commande;date_commande;revendeur;ref_produit;quantite;prix_unitaire\r\n\
+                    C-1;05/01/2026;r1;p-1;2;3,50\r\n";
+        for piece in [1, 7, 13, 64, 1 << 20] {
+            let checks = Checks {
+                reseller: None,
+                latest_date: day(2026, 6, 30),
+            };
+            let pipe = Pipe {
+                data: file.as_bytes(),
+                piece,
+            };
+            let mut r = OrderReader::new(pipe, checks).unwrap_or_else(|e| panic!("{piece}: {e:#}"));
+            assert_eq!(r.shape.delimiter, ';', "{piece}");
+            let rec = r.next_record().unwrap().unwrap();
+            assert_eq!(rec.line, 2);
+            assert_eq!(rec.parsed.unwrap().unit_price.to_string(), "3.5");
+            assert!(r.next_record().unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn a_lone_cr_does_not_start_a_record_with_the_same_line_number() {
+        // Found by fuzz/fuzz_targets/order_csv.rs: "A-1,...\rA-2,..." was two
+        // records, both line 2.
+        let file = b"order_ref,order_date,reseller,sku,quantity,unit_price\n\
+                     A-1,2026-01-05,R1,P-1,1,2\rA-2,2026-01-05,R1,P-2,1,2\n\
+                     A-3,2026-01-05,R1,P-3,1,2\n";
+        let lines: Vec<u64> = read_all(file, None).iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 3]);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod common;
 
 mod adversarial_db;
+mod adversarial_fuzz;
 mod adversarial_globals;
 mod adversarial_input;
 mod adversarial_recovery;
