@@ -78,5 +78,21 @@ async fn a_forged_manifest_with_segment_size_zero_is_refused_not_a_panic() {
     let err = stderr(&out);
     assert_ne!(out.status.code(), Some(101), "prune panicked: {err}");
     assert!(!err.contains("panicked"), "{err}");
-    assert!(err.contains("not a WAL segment size"), "{err}");
+    // An unreadable manifest is untrusted: kept for a person to look at,
+    // never counted by the policy, with the reason in the plan.
+    assert_success(&out, "prune --dry-run beside a forged manifest");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let forged = plan["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert_eq!(forged["keep"], true, "{plan}");
+    assert!(
+        forged["reasons"]
+            .to_string()
+            .contains("not a WAL segment size"),
+        "{plan}"
+    );
 }
