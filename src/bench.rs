@@ -239,8 +239,15 @@ pub async fn import(
         format!("stockops_bench_copy_{pid}"),
         format!("stockops_bench_etl_{pid}"),
     );
-    let dir = std::env::temp_dir().join(format!("stockops-bench-import-{pid}"));
-    std::fs::create_dir_all(&dir)?;
+    // A new private directory: never one someone planted at a name they
+    // could guess from the pid (mkdir fails on anything already there).
+    let dir = std::env::temp_dir().join(format!(
+        "stockops-bench-import-{pid}-{:016x}",
+        rand::random::<u64>()
+    ));
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
     let mut conn = connect(admin).await?;
     for db in [&db_import, &db_copy] {
         sqlx::raw_sql(&format!("CREATE DATABASE {}", ident(db)))
