@@ -48,6 +48,35 @@ async fn member_of(conn: &mut sqlx::PgConnection, member: &str, role: &str) -> b
     .unwrap()
 }
 
+/// `stockops restore ID --target-url URL --with-globals --json EXTRA...`.
+fn restore_with_globals(
+    env: &[(String, String)],
+    id: &str,
+    target: &TestDb,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "restore",
+        id,
+        "--target-url",
+        &target.url,
+        "--with-globals",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    stockops_env(&args, None, None, env)
+}
+
+/// A file repository under `dir` with a fresh key pair, as a backup job and
+/// a restore see it.
+fn file_repo(dir: &std::path::Path) -> Vec<(String, String)> {
+    let keys = Keys::new(dir);
+    with_identity(
+        job_env(&format!("file://{}", dir.join("repo").display()), &keys),
+        &keys,
+    )
+}
+
 async fn cleanup() {
     for r in [EVIL, MALLORY, BOSS] {
         drop_role(r).await;
@@ -81,30 +110,13 @@ async fn sql_a_login_stores_in_its_settings_is_never_executed_and_round_trips() 
     let before = settings_of(&mut admin, MALLORY).await;
     assert_eq!(before.len(), 2, "{before:?}");
 
-    let dir = temp_dir("adv_glob");
-    let keys = Keys::new(&dir);
-    let env = with_identity(
-        job_env(&format!("file://{}", dir.join("repo").display()), &keys),
-        &keys,
-    );
+    let env = file_repo(&temp_dir("adv_glob"));
     let id = backup(&db, &env);
 
     // 2. A restore with globals into a cluster where the login exists:
     //    nothing of its text is executed.
     let target = TestDb::new("adv_glob_target").await;
-    let out = stockops_env(
-        &[
-            "restore",
-            &id,
-            "--target-url",
-            &target.url,
-            "--with-globals",
-            "--json",
-        ],
-        None,
-        None,
-        &env,
-    );
+    let out = restore_with_globals(&env, &id, &target, &[]);
     assert_success(&out, "restore --with-globals");
     assert!(
         !role_exists(&mut admin, EVIL).await,
@@ -124,19 +136,7 @@ async fn sql_a_login_stores_in_its_settings_is_never_executed_and_round_trips() 
     //    byte for byte.
     drop_role(MALLORY).await;
     let target2 = TestDb::new("adv_glob_target2").await;
-    let out = stockops_env(
-        &[
-            "restore",
-            &id,
-            "--target-url",
-            &target2.url,
-            "--with-globals",
-            "--json",
-        ],
-        None,
-        None,
-        &env,
-    );
+    let out = restore_with_globals(&env, &id, &target2, &[]);
     assert_success(&out, "restore --with-globals, login missing");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["roles_created"], 1, "{report}");
@@ -162,12 +162,7 @@ async fn a_restore_never_grants_superuser_nor_what_the_target_revoked() {
     .execute(&mut admin)
     .await
     .unwrap();
-    let dir = temp_dir("adv_priv");
-    let keys = Keys::new(&dir);
-    let env = with_identity(
-        job_env(&format!("file://{}", dir.join("repo").display()), &keys),
-        &keys,
-    );
+    let env = file_repo(&temp_dir("adv_priv"));
     let id = backup(&db, &env);
     // The target cluster has since revoked the login's group on purpose,
     // and the superuser role is gone.
@@ -177,20 +172,8 @@ async fn a_restore_never_grants_superuser_nor_what_the_target_revoked() {
     .execute(&mut admin)
     .await
     .unwrap();
-    let restore = |target: &TestDb, extra: &[&str]| {
-        let mut args = vec![
-            "restore",
-            &id,
-            "--target-url",
-            &target.url,
-            "--with-globals",
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        stockops_env(&args, None, None, &env)
-    };
     let target = TestDb::new("adv_priv_target").await;
-    let out = restore(&target, &[]);
+    let out = restore_with_globals(&env, &id, &target, &[]);
     assert_success(&out, "restore --with-globals");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let superuser: bool = sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = $1")
@@ -211,7 +194,7 @@ async fn a_restore_never_grants_superuser_nor_what_the_target_revoked() {
     // Asked to, it re-grants memberships, but never the server's files.
     let target2 = TestDb::new("adv_priv_target2").await;
     assert_success(
-        &restore(&target2, &["--regrant-memberships"]),
+        &restore_with_globals(&env, &id, &target2, &["--regrant-memberships"]),
         "restore --regrant-memberships",
     );
     assert!(member_of(&mut admin, MALLORY, "dept_sales").await);
@@ -261,18 +244,7 @@ async fn a_forged_roles_object_is_refused_before_any_role_is_created() {
     }
     std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
     let target = TestDb::new("adv_forge_target").await;
-    let out = stockops_env(
-        &[
-            "restore",
-            &id,
-            "--target-url",
-            &target.url,
-            "--with-globals",
-        ],
-        None,
-        None,
-        &env,
-    );
+    let out = restore_with_globals(&env, &id, &target, &[]);
     assert_code(&out, 1, "restore of a forged roles object");
     assert!(stderr(&out).contains("setting name"), "{}", stderr(&out));
     let mut admin = db.admin().await;
