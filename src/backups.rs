@@ -528,6 +528,30 @@ pub async fn metadata(
     serde_json::from_slice(&bytes).context("the backup's metadata is not valid JSON")
 }
 
+/// The decrypted, validated roles of a backup (`None`: taken before roles
+/// were stored as data). The stored bytes must match the manifest.
+pub async fn roles(
+    store: &dyn ReadStore,
+    m: &Manifest,
+    ids: &Identities,
+) -> anyhow::Result<Option<crate::globals::Globals>> {
+    let Some(o) = m.object("roles") else {
+        return Ok(None);
+    };
+    let (digests, json) = open_object(store, &o.key, ids, Vec::new())
+        .await
+        .map_err(|e| no_match(e, m, ids))?;
+    if digests.stored != o.stored {
+        bail!(
+            "backup {}: the roles object does not match its manifest",
+            m.id
+        );
+    }
+    crate::globals::Globals::parse(&json)
+        .with_context(|| format!("backup {}: the roles object", m.id))
+        .map(Some)
+}
+
 /// Turn age's "no matching keys" into a message naming both sides.
 pub fn no_match(e: anyhow::Error, m: &Manifest, ids: &Identities) -> anyhow::Error {
     if e.to_string().contains("No matching keys") || e.to_string().contains("no matching keys") {

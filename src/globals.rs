@@ -452,11 +452,7 @@ pub async fn apply(
             )),
         }
     }
-    let now: BTreeSet<String> = sqlx::query_scalar("SELECT rolname::text FROM pg_roles")
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect();
+    let exists = |r: &str| existing.contains(r) || created.contains(r);
     for m in &g.memberships {
         if !(created.contains(m.member.as_str()) || opts.regrant_memberships) {
             continue;
@@ -468,7 +464,7 @@ pub async fn apply(
             ));
             continue;
         }
-        if !now.contains(&m.role) || !now.contains(&m.member) {
+        if !exists(&m.role) || !exists(&m.member) {
             done.withheld.push(format!(
                 "membership of {} in {}: the role does not exist here",
                 m.member, m.role

@@ -287,7 +287,7 @@ async fn restore_globals(
     database: &str,
     opts: RestoreOptions,
 ) -> anyhow::Result<globals::Applied> {
-    let Some(roles) = m.object("roles") else {
+    let Some(g) = backups::roles(store, m, ids).await? else {
         return Err(exit::Coded::new(
             exit::FAILURE,
             format!(
@@ -299,21 +299,6 @@ async fn restore_globals(
         )
         .into());
     };
-    let reader = store.open(&roles.key).await?;
-    let ids2 = ids.clone();
-    let (json, digests) = tokio::task::spawn_blocking(move || {
-        pipeline::open(SyncIoBridge::new(reader), Vec::new(), &ids2)
-    })
-    .await?
-    .map_err(|e| anyhow::anyhow!("decrypting the roles: {e}"))?;
-    if digests.stored != roles.stored {
-        bail!(
-            "backup {}: the roles object does not match its manifest; no role was created",
-            m.id
-        );
-    }
-    let g = globals::Globals::parse(&json)
-        .with_context(|| format!("backup {}: the roles object", m.id))?;
     let mut tx = conn.begin().await?;
     let applied = globals::apply(
         &mut tx,
