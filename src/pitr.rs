@@ -328,15 +328,20 @@ async fn extract(
     let unpacking =
         tokio::task::spawn_blocking(move || untar::extract(tar, &target, &untar::Rules::default()));
     let (opened, unpacked) = (opening.await?, unpacking.await?);
-    // A refused member stops the extraction, which breaks the decryption's
-    // pipe: the refusal is the finding. Otherwise a decryption failure
+    // A failed extraction (a refused member, a duplicate, a full disk)
+    // stops reading, which breaks the decryption's pipe: then the
+    // extraction's error is the finding. Otherwise a decryption failure
     // (which ends the tar early) comes first.
-    if let Err(e @ untar::ExtractError::Refused(_)) = unpacked {
-        return Err(e.into());
-    }
+    let pipe_broken = matches!(&opened, Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe);
+    let done = match unpacked {
+        Err(e) if opened.is_ok() || pipe_broken => {
+            return Err(anyhow::Error::new(e).context("extracting the base backup"))
+        }
+        other => other,
+    };
     let digests = opened
         .map_err(|e| crate::backups::no_match(anyhow::anyhow!("{}: {e}", base.key), m, ids))?;
-    let done = unpacked.context("extracting the base backup")?;
+    let done = done.context("extracting the base backup")?;
     if done.neutralised > 0 {
         tracing::warn!(
             files = done.neutralised,
