@@ -78,7 +78,8 @@ pub struct Redact {
     words: Vec<String>,
 }
 
-const REDACTED: &str = "[redacted]";
+/// The same placeholder the logs use.
+const REDACTED: &str = crate::logging::HIDDEN;
 
 impl Redact {
     /// The secrets of this process's environment, and the identity file's
@@ -107,9 +108,10 @@ impl Redact {
         for w in &self.words {
             out = out.replace(w.as_str(), REDACTED);
         }
-        let out = after_marker(&out, "AGE-SECRET-KEY-1", |c| c.is_ascii_alphanumeric());
+        // This process's own secrets above; what a log line may hold
+        // (verifiers, age keys, URL passwords) is the logs' redactor's job.
         let out = after_marker(&out, crate::pitr::KEYRING_PREFIX, |c| c.is_ascii_hexdigit());
-        url_passwords(&out)
+        crate::logging::redact(&out).into_owned()
     }
 
     /// The report with every text field redacted.
@@ -135,29 +137,6 @@ fn after_marker(s: &str, marker: &str, keep: impl Fn(char) -> bool) -> String {
             out.push_str(REDACTED);
         }
         rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `scheme://user:password@host` becomes `scheme://user:[redacted]@host`.
-fn url_passwords(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find("://") {
-        out.push_str(&rest[..i + 3]);
-        rest = &rest[i + 3..];
-        let auth_end = rest
-            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '"' | '\'' | '?'))
-            .unwrap_or(rest.len());
-        let userinfo = rest[..auth_end]
-            .rfind('@')
-            .map(|at| (at, rest[..at].find(':')));
-        if let Some((at, Some(colon))) = userinfo {
-            out.push_str(&rest[..colon + 1]);
-            out.push_str(REDACTED);
-            rest = &rest[at..];
-        }
     }
     out.push_str(rest);
     out
@@ -799,7 +778,7 @@ mod tests {
         ] {
             assert!(!out.contains(gone), "{gone} in {out}");
         }
-        assert!(out.contains("postgres://app:[redacted]@db:5432/x"), "{out}");
+        assert!(out.contains("postgres://app:<redacted>@db:5432/x"), "{out}");
         assert!(out.contains("http://h/p"), "{out}");
         assert_eq!(r.text("nothing secret"), "nothing secret");
     }

@@ -70,7 +70,7 @@ impl Write for RedactedStderr {
     }
 }
 
-const HIDDEN: &str = "<redacted>";
+pub(crate) const HIDDEN: &str = "<redacted>";
 
 /// `text` with its secrets replaced by `<redacted>`: password verifiers
 /// (`SCRAM-SHA-256$...`, `md5` and 32 hex digits), `PASSWORD '...'`
