@@ -153,7 +153,7 @@ pub fn plan(
 }
 
 fn kind_of(l: &Listing) -> &str {
-    match l.manifest.as_ref() {
+    match l.trusted() {
         Some(m) if m.is_physical() => "physical",
         _ => "logical",
     }
@@ -256,9 +256,11 @@ async fn wal_plan(
         .filter(|d| d.keep)
         .map(|d| d.id.as_str())
         .collect();
+    // Only believed manifests say which WAL is needed: an untrusted one is
+    // kept, but it must not move the WAL window (nor feed its arithmetic).
     let physical: Vec<_> = listings
         .iter()
-        .filter_map(|l| l.manifest.as_ref())
+        .filter_map(|l| l.trusted())
         .filter(|m| m.is_physical() && kept.contains(m.id.as_str()))
         .filter_map(|m| m.wal.as_ref().map(|w| (m, w)))
         .collect();
