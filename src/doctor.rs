@@ -175,11 +175,13 @@ pub async fn run(
             fix: "set STOCKOPS_REPO (s3://BUCKET/PREFIX) as the backup job has it".into(),
         }),
         Some(store) => {
-            r.add(
-                "backup_age",
-                "newest backup",
-                backup_age(store, opts.max_backup_age).await,
-            );
+            // One listing (and one read of each manifest) for both checks.
+            let listings = backups::list(store).await;
+            let (age, believed) = match &listings {
+                Ok(l) => (backup_age(store, l, opts.max_backup_age), Ok(manifests(l))),
+                Err(e) => (Err(anyhow::anyhow!("{e:#}")), Err(anyhow::anyhow!("{e:#}"))),
+            };
+            r.add("backup_age", "newest backup", age);
             r.add(
                 "drill",
                 "newest drill",
@@ -188,7 +190,7 @@ pub async fn run(
             r.add(
                 "manifests",
                 "manifests against the objects the store holds",
-                manifests(store).await,
+                believed,
             );
             r.add(
                 "encryption",
@@ -645,11 +647,14 @@ fn age_text(d: chrono::Duration) -> String {
     crate::output::age(d.num_seconds() as f64)
 }
 
-async fn backup_age(store: &dyn WriteStore, max: Duration) -> anyhow::Result<Vec<Finding>> {
-    let newest = backups::list(store)
-        .await?
-        .into_iter()
-        .filter_map(|l| l.trusted().cloned())
+fn backup_age(
+    store: &dyn WriteStore,
+    listings: &[backups::Listing],
+    max: Duration,
+) -> anyhow::Result<Vec<Finding>> {
+    let newest = listings
+        .iter()
+        .filter_map(|l| l.trusted())
         .max_by_key(|m| m.snapshot_at);
     let Some(m) = newest else {
         return Ok(vec![finding(
@@ -701,8 +706,7 @@ async fn role_text(conn: &mut PgConnection) -> anyhow::Result<Vec<Finding>> {
 
 /// Backups whose manifest the store contradicts, or whose objects are
 /// missing or of another size.
-async fn manifests(store: &dyn WriteStore) -> anyhow::Result<Vec<Finding>> {
-    let all = backups::list(store).await?;
+fn manifests(all: &[backups::Listing]) -> Vec<Finding> {
     let mut out = Vec::new();
     let untrusted: Vec<&str> = all.iter().filter_map(|l| l.untrusted.as_deref()).collect();
     if !untrusted.is_empty() {
@@ -732,7 +736,7 @@ async fn manifests(store: &dyn WriteStore) -> anyhow::Result<Vec<Finding>> {
              runbooks/corrupted-backup.md",
         ));
     }
-    Ok(out)
+    out
 }
 
 async fn drill_age(store: &dyn WriteStore, max: Duration) -> anyhow::Result<Vec<Finding>> {
