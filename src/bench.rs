@@ -12,11 +12,11 @@ use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 
+use crate::business::seed::{self, SeedOptions};
 use crate::db::ident;
-use crate::provision::{self, Declaration, Mode};
-use crate::scram::Secret;
-use crate::seed::{self, SeedOptions};
-use crate::users::{self, NewUser};
+use crate::db::provision::{self, Declaration, Mode};
+use crate::db::scram::Secret;
+use crate::db::users::{self, NewUser};
 
 /// One line of the procedures benchmark.
 #[derive(Debug, Serialize)]
@@ -329,7 +329,7 @@ async fn run_import(
             .password(password.expose()),
     )
     .await?;
-    let opts = crate::etl::ImportOptions {
+    let opts = crate::business::etl::ImportOptions {
         source: "orders.csv".into(),
         reseller: None,
         warehouse: None,
@@ -339,7 +339,7 @@ async fn run_import(
         latest_date: NaiveDate::from_ymd_opt(2026, 1, 1).expect("valid"),
     };
     let started = Instant::now();
-    let summary = crate::etl::import_orders(&mut etl, &csv_path, &opts).await?;
+    let summary = crate::business::etl::import_orders(&mut etl, &csv_path, &opts).await?;
     let import_seconds = started.elapsed().as_secs_f64();
     anyhow::ensure!(
         summary.committed && summary.loaded == rows,
@@ -493,10 +493,10 @@ pub struct WatchBench {
 /// Timestamps each printed change: (movement id, when its line was ready).
 struct Timed(tokio::sync::mpsc::UnboundedSender<(i64, Instant)>);
 
-impl crate::watch::Sink for Timed {
-    fn emit(&mut self, event: crate::watch::Event) -> std::io::Result<()> {
+impl crate::business::watch::Sink for Timed {
+    fn emit(&mut self, event: crate::business::watch::Event) -> std::io::Result<()> {
         let line = serde_json::to_string(&event)?;
-        let crate::watch::Event::Change(c) = event;
+        let crate::business::watch::Event::Change(c) = event;
         let _ = self.0.send((c.movement_id, Instant::now()));
         std::hint::black_box(line);
         Ok(())
@@ -561,9 +561,9 @@ async fn run_watch(
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let watch_opts = opts.clone();
     let watcher = tokio::spawn(async move {
-        crate::watch::run(
+        crate::business::watch::run(
             &watch_opts,
-            &crate::watch::Filter::default(),
+            &crate::business::watch::Filter::default(),
             &mut Timed(tx),
             Some(ready_tx),
         )

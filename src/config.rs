@@ -26,7 +26,7 @@ pub struct FileConfig {
 }
 
 /// `[schedule]`: cron expressions (croner syntax, seconds optional) for the
-/// jobs `stockops schedule` runs, as written; [`crate::schedule`] parses and
+/// jobs `stockops schedule` runs, as written; [`crate::ops::schedule`] parses and
 /// checks them. A job without an expression is not scheduled.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,7 +83,7 @@ pub struct Settings {
     /// Seconds to wait for an S3 answer before the attempt is retried.
     pub s3_timeout_secs: u64,
     /// Object Lock for new objects (set by `backup --object-lock-days`).
-    pub object_lock: Option<crate::storage::ObjectLock>,
+    pub object_lock: Option<crate::repository::storage::ObjectLock>,
     /// The `[schedule]` section, for `stockops schedule` (file only).
     pub schedule: ScheduleConfig,
 }

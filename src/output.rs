@@ -5,8 +5,8 @@ use std::io::Write;
 use comfy_table::{presets::UTF8_BORDERS_ONLY, CellAlignment, Table};
 use serde_json::Value;
 
+use crate::business::procedures::Row;
 use crate::cli::Format;
-use crate::procedures::Row;
 
 /// A cell as text: strings bare, null empty, anything else as JSON.
 pub fn cell(v: &Value) -> String {

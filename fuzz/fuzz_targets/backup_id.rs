@@ -8,7 +8,7 @@
 
 use chrono::DateTime;
 use libfuzzer_sys::fuzz_target;
-use stockops::catalog;
+use stockops::repository::catalog;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(s) = std::str::from_utf8(data) {

@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stockops::globals::{self, Globals};
+use stockops::backup::globals::{self, Globals};
 
 fn requote(items: &[String]) -> String {
     items

@@ -9,8 +9,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stockops::catalog::{self, Manifest, Metadata, PhysicalMetadata};
-use stockops::wal::{self, WalName};
+use stockops::repository::catalog::{self, Manifest, Metadata, PhysicalMetadata};
+use stockops::backup::wal::{self, WalName};
 
 const OLD: &str = "000000010000000000000001";
 const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";

@@ -17,7 +17,7 @@ use std::io::Read;
 use chrono::NaiveDate;
 use libfuzzer_sys::fuzz_target;
 use rust_decimal::Decimal;
-use stockops::etl::reader::{Checks, OrderReader, Record, FIRST_DATE, MAX_PRICE, MAX_QUANTITY};
+use stockops::business::etl::reader::{Checks, OrderReader, Record, FIRST_DATE, MAX_PRICE, MAX_QUANTITY};
 
 /// A reader that hands over at most `piece` bytes per call.
 struct Pieces<'a> {

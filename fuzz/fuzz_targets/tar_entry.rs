@@ -14,7 +14,7 @@
 use std::path::{Component, Path};
 
 use libfuzzer_sys::fuzz_target;
-use stockops::untar::{admit, Admitted, EntryHeaderView, Kind, Rules};
+use stockops::recovery::untar::{admit, Admitted, EntryHeaderView, Kind, Rules};
 
 const TABLESPACE: &str = "/srv/tablespace";
 

@@ -12,8 +12,8 @@
 
 use sqlx::PgConnection;
 
-use crate::catalog::TableFingerprint;
 use crate::db::ident;
+use crate::repository::catalog::TableFingerprint;
 
 /// Settings that fix every row's text form, whatever the server's defaults.
 /// `row_security = off` makes a role subject to row-level security fail

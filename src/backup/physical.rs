@@ -30,15 +30,15 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
 
-use super::{
+use super::logical::{
     check_size, check_stop, confirm_lock, lock, seal_bytes, stream_child, tool, BackupOptions,
 };
-use crate::catalog::{self, Manifest, PhysicalMetadata, StoredObject, WalRange};
-use crate::crypto::Recipients;
+use crate::backup::wal;
 use crate::db;
 use crate::exit;
-use crate::storage::WriteStore;
-use crate::wal;
+use crate::pipeline::crypto::Recipients;
+use crate::repository::catalog::{self, Manifest, PhysicalMetadata, StoredObject, WalRange};
+use crate::repository::storage::WriteStore;
 
 /// What `stockops backup --physical --json` prints.
 #[derive(Debug, Serialize)]
@@ -244,7 +244,7 @@ pub async fn run(
                 }
             }
             if opts.stop.is_cancelled() {
-                return Err(super::aborted());
+                return Err(super::logical::aborted());
             }
             Err(e.context(format!(
                 "physical backup {id} failed; no manifest was written, so it does not exist"

@@ -3,12 +3,12 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 
-use crate::audit::{self, Head};
+use crate::business::audit::{self, Head};
+use crate::business::procedures::Row;
 use crate::cli::{AuditCommand, AuditExportArgs, Format};
 use crate::config::Settings;
 use crate::exit;
 use crate::output::{cell, write_rows};
-use crate::procedures::Row;
 
 const EVENT_COLUMNS: [&str; 11] = [
     "event_id",

@@ -3,11 +3,11 @@
 use std::io::IsTerminal;
 use std::time::Instant;
 
-use crate::backup::{self, BackupOptions};
+use crate::backup::{self, logical::BackupOptions};
 use crate::cli::BackupArgs;
 use crate::config::Settings;
-use crate::crypto::Recipients;
 use crate::exit;
+use crate::pipeline::crypto::Recipients;
 use crate::pipeline::Compression;
 
 pub async fn run(settings: &Settings, args: BackupArgs) -> anyhow::Result<u8> {
@@ -18,12 +18,12 @@ pub async fn run(settings: &Settings, args: BackupArgs) -> anyhow::Result<u8> {
     let recipients = Recipients::load(settings.recipients_file.as_deref())?;
     let mut settings = settings.clone();
     settings.upload_concurrency = args.upload_concurrency as usize;
-    settings.object_lock = args
-        .object_lock_days
-        .map(|days| crate::storage::ObjectLock {
-            compliance: args.object_lock_mode == crate::cli::LockMode::Compliance,
-            days,
-        });
+    settings.object_lock =
+        args.object_lock_days
+            .map(|days| crate::repository::storage::ObjectLock {
+                compliance: args.object_lock_mode == crate::cli::LockMode::Compliance,
+                days,
+            });
     let store = super::repository(&settings).await?;
     let db_opts = settings.connect_options()?;
     let workers = args.zstd_workers.unwrap_or_else(|| {
@@ -53,7 +53,7 @@ pub async fn run(settings: &Settings, args: BackupArgs) -> anyhow::Result<u8> {
         )
         .await;
     }
-    let result = backup::run(
+    let result = backup::logical::run(
         &db_opts,
         settings.database_url.as_deref(),
         store.as_ref(),
@@ -90,7 +90,7 @@ pub async fn run(settings: &Settings, args: BackupArgs) -> anyhow::Result<u8> {
 async fn physical(
     settings: &Settings,
     args: &BackupArgs,
-    store: &dyn crate::storage::WriteStore,
+    store: &dyn crate::repository::storage::WriteStore,
     recipients: &Recipients,
     opts: &BackupOptions,
     started: Instant,
@@ -139,7 +139,7 @@ fn record_metrics(args: &BackupArgs, started: Instant, sizes: Option<(u64, u64)>
         ],
         None => vec![],
     };
-    crate::metrics::record_or_warn(
+    crate::ops::metrics::record_or_warn(
         args.metrics_file.as_deref(),
         "backup",
         sizes.is_some(),

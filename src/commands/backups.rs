@@ -2,13 +2,13 @@
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 
-use crate::backups;
 use crate::cli::{BackupsCommand, PruneArgs, VerifyArgs};
 use crate::config::Settings;
-use crate::crypto::Identities;
 use crate::exit;
-use crate::prune;
-use crate::storage::WriteStore;
+use crate::pipeline::crypto::Identities;
+use crate::repository::backups;
+use crate::repository::prune;
+use crate::repository::storage::WriteStore;
 
 pub async fn run(settings: &Settings, cmd: BackupsCommand) -> anyhow::Result<u8> {
     let store = super::repository(settings).await?;
@@ -112,7 +112,7 @@ pub async fn run(settings: &Settings, cmd: BackupsCommand) -> anyhow::Result<u8>
             // Read-only: dropping it on a signal leaves nothing behind.
             let result =
                 crate::interrupt::cancelled("verify", verify(settings, store, &args)).await;
-            crate::metrics::record_or_warn(
+            crate::ops::metrics::record_or_warn(
                 args.metrics_file.as_deref(),
                 "verify",
                 result.is_ok(),
@@ -131,7 +131,7 @@ pub async fn run(settings: &Settings, cmd: BackupsCommand) -> anyhow::Result<u8>
                 ],
                 Err(_) => vec![],
             };
-            crate::metrics::record_or_warn(
+            crate::ops::metrics::record_or_warn(
                 args.metrics_file.as_deref(),
                 "prune",
                 result.is_ok(),
@@ -260,7 +260,7 @@ async fn prune(store: &dyn WriteStore, args: &PruneArgs) -> anyhow::Result<(usiz
 /// `backups show` of a physical backup: its WAL range, and with an identity its metadata.
 async fn show_physical(
     store: &dyn WriteStore,
-    m: &crate::catalog::Manifest,
+    m: &crate::repository::catalog::Manifest,
     identities: Option<&Identities>,
     json: bool,
 ) -> anyhow::Result<u8> {

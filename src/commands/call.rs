@@ -1,10 +1,10 @@
 //! `stockops call PROCEDURE [--arg NAME=VALUE ...] [--format table|csv|json]`.
 
+use crate::business::procedures;
 use crate::cli::{CallArgs, Format};
 use crate::config::Settings;
 use crate::exit;
 use crate::output::{cell, write_rows};
-use crate::procedures;
 
 pub async fn run(settings: &Settings, args: CallArgs) -> anyhow::Result<u8> {
     let mut conn = super::connect(settings).await?;

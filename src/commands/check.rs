@@ -1,11 +1,11 @@
 //! `stockops check data [--json]`: the data-quality rules of
 //! `api.data_quality`, one line per rule that finds something.
 
+use crate::business::procedures::Row;
 use crate::cli::{CheckCommand, Format};
 use crate::config::Settings;
 use crate::exit;
 use crate::output::write_rows;
-use crate::procedures::Row;
 
 const COLUMNS: [&str; 5] = ["rule", "severity", "count", "example", "description"];
 

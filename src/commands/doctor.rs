@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use crate::cli::DoctorArgs;
 use crate::config::Settings;
-use crate::doctor::{self, DoctorOptions, Severity};
 use crate::exit;
+use crate::ops::doctor::{self, DoctorOptions, Severity};
 
 pub async fn run(settings: &Settings, args: DoctorArgs) -> anyhow::Result<u8> {
     let store = match settings.repo {

@@ -3,12 +3,12 @@
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 
-use crate::backups;
 use crate::cli::{DrillArgs, DrillsCommand};
 use crate::config::Settings;
-use crate::crypto::Identities;
-use crate::drill::{self, DrillOptions};
 use crate::exit;
+use crate::pipeline::crypto::Identities;
+use crate::recovery::drill::{self, DrillOptions};
+use crate::repository::backups;
 
 pub async fn run(settings: &Settings, args: DrillArgs) -> anyhow::Result<u8> {
     let identities = Identities::load(settings.identity_file.as_deref())?;
@@ -26,7 +26,12 @@ pub async fn run(settings: &Settings, args: DrillArgs) -> anyhow::Result<u8> {
     if args.physical {
         return physical(settings, &args, store.as_ref(), &identities).await;
     }
-    let m = backups::resolve_kind(store.as_ref(), &args.id, crate::catalog::LOGICAL).await?;
+    let m = backups::resolve_kind(
+        store.as_ref(),
+        &args.id,
+        crate::repository::catalog::LOGICAL,
+    )
+    .await?;
     tracing::info!(id = %m.id, "drill started");
     let opts = DrillOptions {
         target,
@@ -44,7 +49,7 @@ pub async fn run(settings: &Settings, args: DrillArgs) -> anyhow::Result<u8> {
         ],
         Err(_) => vec![],
     };
-    crate::metrics::record_or_warn(
+    crate::ops::metrics::record_or_warn(
         args.metrics_file.as_deref(),
         "drill",
         matches!(&result, Ok(r) if r.ok),
@@ -127,15 +132,15 @@ pub async fn list(settings: &Settings, cmd: DrillsCommand) -> anyhow::Result<u8>
 async fn physical(
     settings: &Settings,
     args: &DrillArgs,
-    store: &dyn crate::storage::WriteStore,
+    store: &dyn crate::repository::storage::WriteStore,
     identities: &Identities,
 ) -> anyhow::Result<u8> {
-    let m = backups::resolve_kind(store, &args.id, crate::catalog::PHYSICAL).await?;
+    let m = backups::resolve_kind(store, &args.id, crate::repository::catalog::PHYSICAL).await?;
     let to_time = match &args.to_time {
-        Some(t) => Some(crate::pitr::parse_time(t)?),
+        Some(t) => Some(crate::recovery::physical::parse_time(t)?),
         None => None,
     };
-    let opts = crate::pitr::DrillOptions {
+    let opts = crate::recovery::physical::DrillOptions {
         to_time,
         max_rto: args.max_rto,
         max_rpo: args.max_rpo,
@@ -152,7 +157,7 @@ async fn physical(
     };
     tracing::info!(id = %m.id, "point-in-time recovery drill started");
     let started = std::time::Instant::now();
-    let result = crate::pitr::drill(store, &m, identities, &opts).await;
+    let result = crate::recovery::physical::drill(store, &m, identities, &opts).await;
     let figures = match &result {
         Ok(r) => vec![
             ("rto_seconds", r.rto_seconds),
@@ -160,7 +165,7 @@ async fn physical(
         ],
         Err(_) => vec![],
     };
-    crate::metrics::record_or_warn(
+    crate::ops::metrics::record_or_warn(
         args.metrics_file.as_deref(),
         "drill",
         matches!(&result, Ok(r) if r.ok),

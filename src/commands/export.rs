@@ -5,9 +5,9 @@ use std::os::unix::fs::PermissionsExt;
 
 use anyhow::Context;
 
+use crate::business::etl::export_stock;
 use crate::cli::{ExportCommand, ExportStockArgs};
 use crate::config::Settings;
-use crate::etl::export_stock;
 use crate::exit;
 use crate::private_file::PrivateDir;
 

@@ -2,10 +2,10 @@
 
 use chrono::{Days, Utc};
 
+use crate::business::etl::import::default_rejects_path;
+use crate::business::etl::{import_orders, ImportOptions, ImportSummary};
 use crate::cli::{ImportCommand, ImportOrdersArgs};
 use crate::config::Settings;
-use crate::etl::import::default_rejects_path;
-use crate::etl::{import_orders, ImportOptions, ImportSummary};
 use crate::exit;
 
 pub async fn run(settings: &Settings, cmd: ImportCommand) -> anyhow::Result<u8> {

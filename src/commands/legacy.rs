@@ -2,10 +2,10 @@
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 
+use crate::business::etl::legacy;
 use crate::cli::ImportLegacyArgs;
 use crate::config::Settings;
 use crate::exit;
-use crate::legacy;
 
 pub async fn run(settings: &Settings, args: ImportLegacyArgs) -> anyhow::Result<u8> {
     if !args.sqlite.is_file() {

@@ -78,17 +78,17 @@ pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<sqlx::PgConne
 /// The repository, for writing.
 pub(crate) async fn repository(
     settings: &Settings,
-) -> anyhow::Result<Box<dyn crate::storage::WriteStore>> {
+) -> anyhow::Result<Box<dyn crate::repository::storage::WriteStore>> {
     let url = settings.repo.as_deref().ok_or_else(|| {
         crate::exit::usage("no backup repository: set --repo or STOCKOPS_REPO (s3://BUCKET/PREFIX or file:///PATH)")
     })?;
-    let opts = crate::storage::S3Options {
+    let opts = crate::repository::storage::S3Options {
         path_style: settings.s3_path_style,
         concurrency: settings.upload_concurrency,
         timeout: std::time::Duration::from_secs(settings.s3_timeout_secs),
         object_lock: settings.object_lock,
     };
-    crate::storage::open(url, &opts)
+    crate::repository::storage::open(url, &opts)
         .await
         .map_err(|e| crate::exit::usage(format!("{e:#}")))
 }

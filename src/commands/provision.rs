@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use crate::cli::ProvisionArgs;
 use crate::config::Settings;
+use crate::db::provision::{self, Declaration, Mode};
 use crate::exit;
-use crate::provision::{self, Declaration, Mode};
 
 pub async fn run(settings: &Settings, args: ProvisionArgs) -> anyhow::Result<u8> {
     let decl = Declaration::embedded()?;

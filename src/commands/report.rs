@@ -2,11 +2,11 @@
 
 use chrono::{Days, NaiveDate, Utc};
 
+use crate::business::report::{self, Report};
 use crate::cli::{PeriodArgs, ReportCommand, StockStatus};
 use crate::config::Settings;
 use crate::exit;
 use crate::output::write_rows;
-use crate::report::{self, Report};
 
 fn period(args: &PeriodArgs) -> anyhow::Result<(NaiveDate, NaiveDate)> {
     let to = args

@@ -1,11 +1,11 @@
 //! `stockops restore ID|latest --target-url URL [--force] [--with-globals] [--json]`.
 
-use crate::backups;
 use crate::cli::RestoreArgs;
 use crate::config::Settings;
-use crate::crypto::Identities;
 use crate::exit;
-use crate::restore::{self, RestoreOptions};
+use crate::pipeline::crypto::Identities;
+use crate::recovery::logical::{self as restore, RestoreOptions};
+use crate::repository::backups;
 
 pub async fn run(settings: &Settings, args: RestoreArgs) -> anyhow::Result<u8> {
     let identities = Identities::load(settings.identity_file.as_deref())?;
@@ -22,7 +22,12 @@ pub async fn run(settings: &Settings, args: RestoreArgs) -> anyhow::Result<u8> {
         );
     }
     let store = super::repository(settings).await?;
-    let m = backups::resolve_kind(store.as_ref(), &args.id, crate::catalog::LOGICAL).await?;
+    let m = backups::resolve_kind(
+        store.as_ref(),
+        &args.id,
+        crate::repository::catalog::LOGICAL,
+    )
+    .await?;
     tracing::info!(id = %m.id, snapshot = %m.snapshot_at, target = %crate::db::describe(&target), "restoring");
     let opts = RestoreOptions {
         force: args.force,
@@ -84,11 +89,11 @@ async fn physical(
     args: RestoreArgs,
     identities: &Identities,
 ) -> anyhow::Result<u8> {
-    use crate::pitr::{self, PitrOptions, Target};
+    use crate::recovery::physical::{self as pitr, PitrOptions, Target};
     let target = match (&args.to_time, &args.to_lsn, args.latest) {
         (Some(t), None, false) => Target::Time(pitr::parse_time(t)?),
         (None, Some(l), false) => {
-            if crate::wal::parse_lsn(l).is_none() {
+            if crate::backup::wal::parse_lsn(l).is_none() {
                 return Err(exit::usage(format!(
                     "--to-lsn {l:?} is not a WAL position (e.g. 0/3000060)"
                 )));
@@ -108,7 +113,12 @@ async fn physical(
         exit::usage("no age identity: set --identity-file or STOCKOPS_AGE_IDENTITY")
     })?;
     let store = super::repository(settings).await?;
-    let m = backups::resolve_kind(store.as_ref(), &args.id, crate::catalog::PHYSICAL).await?;
+    let m = backups::resolve_kind(
+        store.as_ref(),
+        &args.id,
+        crate::repository::catalog::PHYSICAL,
+    )
+    .await?;
     let opts = PitrOptions {
         target,
         target_dir: std::path::absolute(

@@ -8,7 +8,7 @@ use crate::cli::{GlobalArgs, ScheduleArgs};
 use crate::config::Settings;
 use crate::exit;
 use crate::interrupt::Signals;
-use crate::schedule::{self, Launcher, Schedule};
+use crate::ops::schedule::{self, Launcher, Schedule};
 
 pub async fn run(
     settings: &Settings,

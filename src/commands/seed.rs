@@ -1,9 +1,9 @@
 //! `stockops seed [--scale N] [--rng-seed S] [--as-of DATE] [--json]`.
 
+use crate::business::seed::{self, SeedOptions};
 use crate::cli::SeedArgs;
 use crate::config::Settings;
 use crate::exit;
-use crate::seed::{self, SeedOptions};
 
 pub async fn run(settings: &Settings, args: SeedArgs) -> anyhow::Result<u8> {
     let as_of = args

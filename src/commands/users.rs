@@ -6,10 +6,10 @@ use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 
 use crate::cli::{PasswordSource, UsersCommand};
 use crate::config::Settings;
+use crate::db::provision::Declaration;
+use crate::db::scram::Secret;
+use crate::db::users::{self, NewUser};
 use crate::exit;
-use crate::provision::Declaration;
-use crate::scram::Secret;
-use crate::users::{self, NewUser};
 
 pub async fn run(settings: &Settings, cmd: UsersCommand) -> anyhow::Result<u8> {
     let decl = Declaration::embedded()?;

@@ -6,13 +6,13 @@
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 
-use crate::backups;
+use crate::backup::wal::{self, Start};
 use crate::cli::{WalCommand, WalFetchArgs, WalPushArgs, WalVerifyArgs};
 use crate::config::Settings;
-use crate::crypto::{Identities, Recipients};
 use crate::exit;
+use crate::pipeline::crypto::{Identities, Recipients};
 use crate::pipeline::Compression;
-use crate::wal::{self, Start};
+use crate::repository::backups;
 
 pub async fn run(settings: &Settings, cmd: WalCommand) -> anyhow::Result<u8> {
     match cmd {
@@ -88,7 +88,8 @@ async fn verify(settings: &Settings, args: WalVerifyArgs) -> anyhow::Result<u8> 
     }
     let start = match &args.from_backup {
         Some(id) => {
-            let m = backups::resolve_kind(store.as_ref(), id, crate::catalog::PHYSICAL).await?;
+            let m = backups::resolve_kind(store.as_ref(), id, crate::repository::catalog::PHYSICAL)
+                .await?;
             let w = m
                 .wal
                 .clone()

@@ -1,9 +1,9 @@
 //! `stockops watch [--warehouse W] [--sku S]`.
 
+use crate::business::watch::{self, Filter, JsonLines};
 use crate::cli::WatchArgs;
 use crate::config::Settings;
 use crate::exit;
-use crate::watch::{self, Filter, JsonLines};
 
 pub async fn run(settings: &Settings, args: WatchArgs) -> anyhow::Result<u8> {
     let opts = settings.connect_options()?;

@@ -178,7 +178,10 @@ async fn a_login_cannot_silence_the_wake_up_of_its_movements() {
     let stock_pw = db.add_user("it_adv_quiet", "dept_stock", None).await;
     let watcher = Watcher::start(&login_url(&db, "it_adv_watcher2", &watch_pw), &[]);
     let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
-    listener.listen(stockops::watch::CHANNEL).await.unwrap();
+    listener
+        .listen(stockops::business::watch::CHANNEL)
+        .await
+        .unwrap();
 
     let mut quiet = db.login("it_adv_quiet", &stock_pw).await.unwrap();
     for setting in [
@@ -582,7 +585,7 @@ async fn holding_the_watch_lock_neither_blocks_nor_silences_the_feed() {
     let holder_pw = db.add_user("it_adv_holder", "dept_stock", None).await;
     let mut holder = db.login("it_adv_holder", &holder_pw).await.unwrap();
     sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(stockops::watch::WATCH_LOCK)
+        .bind(stockops::business::watch::WATCH_LOCK)
         .execute(&mut holder)
         .await
         .unwrap();
@@ -594,7 +597,7 @@ async fn holding_the_watch_lock_neither_blocks_nor_silences_the_feed() {
     assert_eq!(line["movement_id"], id);
 
     sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(stockops::watch::WATCH_LOCK)
+        .bind(stockops::business::watch::WATCH_LOCK)
         .execute(&mut holder)
         .await
         .unwrap();

@@ -222,8 +222,8 @@ async fn a_forged_roles_object_is_refused_before_any_role_is_created() {
         "settings": [{"role": EVIL, "in_database": false,
                       "name": "work_mem = '1MB'; CREATE ROLE it_adv_boss SUPERUSER; --", "value": "1"}],
     });
-    let recipients = stockops::crypto::Recipients::load(Some(&keys.recipients)).unwrap();
-    let (sealed, digests) = stockops::backup::seal_bytes(
+    let recipients = stockops::pipeline::crypto::Recipients::load(Some(&keys.recipients)).unwrap();
+    let (sealed, digests) = stockops::backup::logical::seal_bytes(
         serde_json::to_vec(&forged).unwrap(),
         &recipients,
         stockops::pipeline::Compression {

@@ -7,9 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use stockops::catalog::{self, Manifest, StoredObject, WalRange};
-use stockops::crypto::Recipients;
+use stockops::pipeline::crypto::Recipients;
 use stockops::pipeline::{self, Compression};
+use stockops::repository::catalog::{self, Manifest, StoredObject, WalRange};
 
 use crate::backup::{job_env, s3_repo, with_identity, Keys};
 use crate::common::*;
@@ -368,7 +368,7 @@ fn uid_of(user: &str) -> u32 {
 #[tokio::test]
 async fn another_os_user_cannot_reach_a_scratch_cluster() {
     // As the drill starts (and with --keep, holds) its scratch cluster.
-    let cluster = stockops::drill::ScratchCluster::start(15, false).unwrap();
+    let cluster = stockops::recovery::drill::ScratchCluster::start(15, false).unwrap();
     let mode = std::fs::metadata(&cluster.dir)
         .unwrap()
         .permissions()

@@ -263,7 +263,7 @@ async fn one_backup_at_a_time() {
     let env = job_env(&repo, &keys);
     let store = open_store(&repo).await;
     let mut holder = db.admin().await;
-    stockops::backup::lock(&mut holder, &store.describe())
+    stockops::backup::logical::lock(&mut holder, &store.describe())
         .await
         .unwrap();
     let out = stockops_env(&["backup"], Some(&db.url), None, &env);

@@ -269,10 +269,12 @@ pub fn temp_dir(tag: &str) -> std::path::PathBuf {
 }
 
 /// A repository as the tests open it (path-style addressing for S3; ignored for files).
-pub async fn open_store(repo: &str) -> Box<dyn stockops::storage::WriteStore> {
-    let opts = stockops::storage::S3Options {
+pub async fn open_store(repo: &str) -> Box<dyn stockops::repository::storage::WriteStore> {
+    let opts = stockops::repository::storage::S3Options {
         path_style: true,
         ..Default::default()
     };
-    stockops::storage::open(repo, &opts).await.unwrap()
+    stockops::repository::storage::open(repo, &opts)
+        .await
+        .unwrap()
 }

@@ -251,7 +251,7 @@ fn compose_file_parses_with_postgres_s3_and_a_scheduled_stockops() {
     let schedule = config["schedule"].as_table().unwrap();
     for job in ["backup", "verify", "prune", "drill"] {
         let expr = schedule[job].as_str().unwrap_or_default();
-        stockops::schedule::parse_cron(expr)
+        stockops::ops::schedule::parse_cron(expr)
             .unwrap_or_else(|e| panic!("[schedule] {job} = {expr:?}: {e}"));
     }
     assert!(schedule["keep"].as_table().unwrap().contains_key("daily"));

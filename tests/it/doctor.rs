@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use sqlx::Connection;
-use stockops::drill::{DrillCheck, DrillReport, ScratchCluster};
+use stockops::recovery::drill::{DrillCheck, DrillReport, ScratchCluster};
 
 use crate::backup::{backup, job_env, Keys};
 use crate::common::*;

@@ -243,7 +243,7 @@ async fn audit_records_the_declared_groups() {
     .fetch_one(&mut admin)
     .await
     .unwrap();
-    let decl = stockops::provision::Declaration::embedded().unwrap();
+    let decl = stockops::db::provision::Declaration::embedded().unwrap();
     for (group, _) in decl.groups() {
         assert!(
             body.contains(group.as_str()),

@@ -189,7 +189,7 @@ async fn a_restore_that_does_not_match_its_backup_is_named() {
     // Rewrite the backup's metadata as if products had one row more.
     let meta_path = repo_dir.join(format!("backups/{id}/metadata.json.age"));
     let secret = std::fs::read_to_string(&keys.identity).unwrap();
-    let ids = stockops::crypto::Identities::parse(&secret).unwrap();
+    let ids = stockops::pipeline::crypto::Identities::parse(&secret).unwrap();
     let (plain, _) =
         stockops::pipeline::open(&std::fs::read(&meta_path).unwrap()[..], Vec::new(), &ids)
             .unwrap();
@@ -199,16 +199,20 @@ async fn a_restore_that_does_not_match_its_backup_is_named() {
             t["rows"] = serde_json::json!(t["rows"].as_i64().unwrap() + 1);
         }
     }
-    let recipients =
-        stockops::crypto::Recipients::parse(&std::fs::read_to_string(&keys.recipients).unwrap())
-            .unwrap();
+    let recipients = stockops::pipeline::crypto::Recipients::parse(
+        &std::fs::read_to_string(&keys.recipients).unwrap(),
+    )
+    .unwrap();
     let compression = stockops::pipeline::Compression {
         level: 3,
         workers: 0,
     };
-    let (sealed, _) =
-        stockops::backup::seal_bytes(serde_json::to_vec(&meta).unwrap(), &recipients, compression)
-            .unwrap();
+    let (sealed, _) = stockops::backup::logical::seal_bytes(
+        serde_json::to_vec(&meta).unwrap(),
+        &recipients,
+        compression,
+    )
+    .unwrap();
     std::fs::write(&meta_path, sealed).unwrap();
 
     let target = TestDb::new("rs_mismatch_target").await;
@@ -271,7 +275,7 @@ async fn a_restore_on_another_cluster_is_identical_to_the_source() {
     );
     let id = backup(&db, &env);
     // Another cluster: a scratch one, as the drill starts.
-    let cluster = stockops::drill::ScratchCluster::start(15, false).unwrap();
+    let cluster = stockops::recovery::drill::ScratchCluster::start(15, false).unwrap();
     let mut admin = sqlx::postgres::PgConnection::connect_with(&cluster.options("postgres"))
         .await
         .unwrap();

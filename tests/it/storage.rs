@@ -1,7 +1,7 @@
 //! One conformance suite, run against every store: local files and the real
 //! S3 server (Garage) of the test environment.
 
-use stockops::storage::{self, S3Options, StoreError, WriteStore};
+use stockops::repository::storage::{self, S3Options, StoreError, WriteStore};
 
 use crate::common::*;
 

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use sqlx::{ConnectOptions, Connection, PgConnection};
-use stockops::drill::ScratchCluster;
+use stockops::recovery::drill::ScratchCluster;
 
 use crate::backup::{job_env, s3_repo, with_identity, Keys};
 use crate::common::*;
@@ -201,14 +201,14 @@ pub(crate) async fn current_segment(conn: &mut PgConnection) -> String {
         .unwrap()
 }
 
-async fn archived_names(repo: &str) -> Vec<stockops::wal::Archived> {
+async fn archived_names(repo: &str) -> Vec<stockops::backup::wal::Archived> {
     let store = open_store(repo).await;
     store
         .list("wal/")
         .await
         .unwrap()
         .into_iter()
-        .filter_map(|o| stockops::wal::parse_key(&o.key, o.size))
+        .filter_map(|o| stockops::backup::wal::parse_key(&o.key, o.size))
         .collect()
 }
 
@@ -229,8 +229,8 @@ async fn the_archiver_pushes_fetch_round_trips_and_verify_finds_a_gap() {
     let last = {
         // The segment before the current one is the last switched out.
         let cur = current_segment(&mut conn).await;
-        let (tl, n) = stockops::wal::segment_number(&cur, 16 << 20).unwrap();
-        stockops::wal::segment_name(tl, n - 1, 16 << 20)
+        let (tl, n) = stockops::backup::wal::segment_number(&cur, 16 << 20).unwrap();
+        stockops::backup::wal::segment_name(tl, n - 1, 16 << 20)
     };
     wait_archived(&mut conn, &last).await;
     let archived = archived_names(&repo).await;
@@ -319,9 +319,9 @@ async fn the_archiver_pushes_fetch_round_trips_and_verify_finds_a_gap() {
     // 6. wal verify: continuous, then a gap once a middle segment is gone.
     let out = stockops_env(&["wal", "verify", "--json"], None, None, &env);
     assert_success(&out, "wal verify");
-    let mut middle: Vec<&stockops::wal::Archived> = archived
+    let mut middle: Vec<&stockops::backup::wal::Archived> = archived
         .iter()
-        .filter(|a| a.kind == stockops::wal::Kind::Segment)
+        .filter(|a| a.kind == stockops::backup::wal::Kind::Segment)
         .collect();
     middle.sort_by(|a, b| a.name.cmp(&b.name));
     assert!(middle.len() >= 3, "{middle:?}");
@@ -800,10 +800,10 @@ async fn someone_deleted_rows_and_a_point_in_time_restore_brings_them_back() {
 
     // A hole in the archive after the backup: --latest refuses rather than stop short there.
     let store = open_store(&repo).await;
-    let segments: Vec<stockops::wal::Archived> = archived_names(&repo)
+    let segments: Vec<stockops::backup::wal::Archived> = archived_names(&repo)
         .await
         .into_iter()
-        .filter(|a| a.kind == stockops::wal::Kind::Segment)
+        .filter(|a| a.kind == stockops::backup::wal::Kind::Segment)
         .collect();
     let hole = &segments[segments.len() - 2];
     // A corrupt segment there first: the fetch exits 128 and PostgreSQL stops
@@ -873,8 +873,8 @@ async fn with_archive_timeout_60_s_a_physical_drill_measures_the_real_rpo() {
         .await
         .unwrap();
     let cur = current_segment(&mut conn).await;
-    let (tl, n) = stockops::wal::segment_number(&cur, 16 << 20).unwrap();
-    let prev = stockops::wal::segment_name(tl, n - 1, 16 << 20);
+    let (tl, n) = stockops::backup::wal::segment_number(&cur, 16 << 20).unwrap();
+    let prev = stockops::backup::wal::segment_name(tl, n - 1, 16 << 20);
     wait_archived(&mut conn, &prev).await;
     let waited = Instant::now();
     // (The backup's history file, NAME.OFFSET.backup, may be archived meanwhile: segments only.)
@@ -926,7 +926,7 @@ async fn with_archive_timeout_60_s_a_physical_drill_measures_the_real_rpo() {
     let last = archived_names(&repo)
         .await
         .into_iter()
-        .filter(|a| a.kind == stockops::wal::Kind::Segment)
+        .filter(|a| a.kind == stockops::backup::wal::Kind::Segment)
         .max_by(|a, b| a.name.cmp(&b.name))
         .unwrap();
     // Make the newest segment a hole by archiving one more after it.
@@ -1113,7 +1113,9 @@ async fn the_pitr_runbook_brings_deleted_orders_back_and_the_drill_checks_the_co
         ("PITR_DIR".to_string(), pitr_dir.display().to_string()),
         (
             "PITR_PORT".to_string(),
-            stockops::pitr::free_port().unwrap().to_string(),
+            stockops::recovery::physical::free_port()
+                .unwrap()
+                .to_string(),
         ),
         ("STOCKOPS_LOG".to_string(), "warn".to_string()),
     ]);
@@ -1349,8 +1351,8 @@ async fn a_later_timeline_is_followed_and_a_hole_at_its_start_is_found() {
     assert_success(&out, "restore --latest across a timeline switch");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["timeline"], 3, "{report}");
-    let reached = stockops::wal::parse_lsn(report["lsn"].as_str().unwrap()).unwrap();
-    let (_, newest_n) = stockops::wal::segment_number(&newest, 16 * 1024 * 1024).unwrap();
+    let reached = stockops::backup::wal::parse_lsn(report["lsn"].as_str().unwrap()).unwrap();
+    let (_, newest_n) = stockops::backup::wal::segment_number(&newest, 16 * 1024 * 1024).unwrap();
     assert!(
         reached / (16 * 1024 * 1024) > newest_n,
         "recovered past {newest}: {report}"
@@ -1360,7 +1362,7 @@ async fn a_later_timeline_is_followed_and_a_hole_at_its_start_is_found() {
     let first_tl2 = archived_names(&repo)
         .await
         .into_iter()
-        .filter(|a| a.kind == stockops::wal::Kind::Segment && a.timeline == 2)
+        .filter(|a| a.kind == stockops::backup::wal::Kind::Segment && a.timeline == 2)
         .min_by(|a, b| a.name.cmp(&b.name))
         .unwrap();
     open_store(&repo)

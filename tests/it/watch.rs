@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
-use stockops::drill::ScratchCluster;
+use stockops::recovery::drill::ScratchCluster;
 
 use crate::common::*;
 use crate::procedures::stocked_sku;
@@ -310,7 +310,10 @@ async fn the_ledger_notifies_an_empty_wake_up_and_only_while_someone_watches() {
     let mut admin = db.admin().await;
     let (sku, _) = stocked_sku(&mut admin, "WH-PAR", 5).await;
     let mut eavesdropper = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
-    eavesdropper.listen(stockops::watch::CHANNEL).await.unwrap();
+    eavesdropper
+        .listen(stockops::business::watch::CHANNEL)
+        .await
+        .unwrap();
     let quiet =
         async { tokio::time::timeout(Duration::from_millis(700), eavesdropper.recv()).await };
     adjust(&mut admin, &sku, "WH-PAR", 1).await;

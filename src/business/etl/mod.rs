@@ -15,6 +15,7 @@
 
 pub mod export;
 pub mod import;
+pub mod legacy;
 pub mod reader;
 
 pub use export::{export_stock, ExportSummary};

@@ -7,7 +7,7 @@
 //! 2. refuse a target that already holds tables, unless `--force`;
 //! 3. with `--with-globals`, create the roles the target cluster lacks, with
 //!    their settings and memberships, from the backup's roles stored as data
-//!    (never passwords, never SUPERUSER, never SQL text: see crate::globals);
+//!    (never passwords, never SUPERUSER, never SQL text: see crate::backup::globals);
 //! 4. stream the archive into `pg_restore --single-transaction --exit-on-error`:
 //!    a corrupted or truncated object, caught by age's authentication, makes
 //!    pg_restore roll everything back, so nothing half-restored remains;
@@ -23,15 +23,15 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::Connection;
 use tokio_util::io::SyncIoBridge;
 
-use crate::backup::{fingerprint, tool};
-use crate::backups;
-use crate::catalog::{Manifest, TableFingerprint};
-use crate::crypto::Identities;
+use crate::backup::globals;
+use crate::backup::{fingerprint, logical::tool};
 use crate::db;
 use crate::exit;
-use crate::globals;
 use crate::pipeline;
-use crate::storage::ReadStore;
+use crate::pipeline::crypto::Identities;
+use crate::repository::backups;
+use crate::repository::catalog::{Manifest, TableFingerprint};
+use crate::repository::storage::ReadStore;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RestoreOptions {

@@ -5,7 +5,10 @@
 //! every transform, so a verify can check stored bytes without the key and a
 //! restore can prove the plaintext.
 //!
-//! This module knows nothing of S3, PostgreSQL or manifests.
+//! This module knows nothing of S3, PostgreSQL or manifests. [`crypto`] loads
+//! the age keys the stages encrypt to and decrypt with.
+
+pub mod crypto;
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
@@ -14,7 +17,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::crypto::{Identities, Recipients};
+use crate::pipeline::crypto::{Identities, Recipients};
 
 /// Size and SHA-256 of a byte stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,4 +1,14 @@
-//! Connections and the classification of database failures into exit codes.
+//! The database side: connections and the classification of their failures,
+//! the declared schema and roles reconciled onto a server (`provision`), login
+//! roles for people and programs (`users`), and passwords sent only as SCRAM
+//! verifiers (`scram`).
+//!
+//! This module holds connections and the classification of database failures
+//! into exit codes; it knows nothing of backups.
+
+pub mod provision;
+pub mod scram;
+pub mod users;
 
 use std::time::Duration;
 

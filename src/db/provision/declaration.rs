@@ -10,9 +10,9 @@ use serde::Deserialize;
 /// The schemas stockops owns and reconciles completely.
 pub const MANAGED_SCHEMAS: [&str; 3] = ["inventory", "api", "audit"];
 
-const ROLES_TOML: &str = include_str!("../../roles/roles.toml");
-const GRANTS_TOML: &str = include_str!("../../roles/grants.toml");
-const POLICIES_TOML: &str = include_str!("../../roles/policies.toml");
+const ROLES_TOML: &str = include_str!("../../../roles/roles.toml");
+const GRANTS_TOML: &str = include_str!("../../../roles/grants.toml");
+const POLICIES_TOML: &str = include_str!("../../../roles/policies.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

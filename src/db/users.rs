@@ -5,10 +5,10 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 
+use crate::db::provision::declaration::{Declaration, Partner};
+use crate::db::scram::{self, Secret};
 use crate::db::{ident, literal};
 use crate::exit;
-use crate::provision::declaration::{Declaration, Partner};
-use crate::scram::{self, Secret};
 
 /// What `users add` is asked to create.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 //! backups/<ID>/data.dump.zst.age       pg_dump custom archive, zstd, age
 //! backups/<ID>/globals.sql.zst.age     pg_dumpall --globals-only --no-role-passwords, zstd, age
 //!                                      (for people to read; never executed by stockops)
-//! backups/<ID>/roles.json.zst.age      roles, memberships, settings as data (crate::globals), zstd, age
+//! backups/<ID>/roles.json.zst.age      roles, memberships, settings as data (crate::backup::globals), zstd, age
 //! backups/<ID>/metadata.json.age       row counts, fingerprints, audit head, plaintext digests (age)
 //! backups/<ID>/manifest.json           written last: without it the backup does not exist
 //!
@@ -13,7 +13,7 @@
 //!
 //! wal/<TIMELINE>/<FILE>.<SHA256>.zst.age   one archived WAL file (segment, .history,
 //!                                          .backup, .partial), zstd, age; SHA256 of the
-//!                                          plaintext (see crate::wal)
+//!                                          plaintext (see crate::backup::wal)
 //! ```
 //!
 //! The manifest is the only plaintext object. It holds what `verify` needs
@@ -303,7 +303,7 @@ pub struct Metadata {
     pub audit_head: Option<String>,
     pub data: Digests,
     pub globals: Digests,
-    /// The roles as data (crate::globals); backups taken before it existed
+    /// The roles as data (crate::backup::globals); backups taken before it existed
     /// have none, and `restore --with-globals` refuses them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<Digests>,

@@ -23,11 +23,11 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
-use crate::catalog::Manifest;
-use crate::crypto::Identities;
-use crate::provision::{self, Declaration, Mode};
-use crate::restore::{self, RestoreOptions};
-use crate::storage::WriteStore;
+use crate::db::provision::{self, Declaration, Mode};
+use crate::pipeline::crypto::Identities;
+use crate::recovery::logical::{self as restore, RestoreOptions};
+use crate::repository::catalog::Manifest;
+use crate::repository::storage::WriteStore;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Phase {
@@ -110,7 +110,9 @@ impl Redact {
         }
         // This process's own secrets above; what a log line may hold
         // (verifiers, age keys, URL passwords) is the logs' redactor's job.
-        let out = after_marker(&out, crate::pitr::KEYRING_PREFIX, |c| c.is_ascii_hexdigit());
+        let out = after_marker(&out, crate::recovery::physical::KEYRING_PREFIX, |c| {
+            c.is_ascii_hexdigit()
+        });
         crate::logging::redact(&out).into_owned()
     }
 
@@ -414,7 +416,7 @@ pub async fn run(
         ok: checks.iter().all(|c| c.ok),
         checks,
     });
-    crate::drill::store_report(store, &report).await?;
+    crate::recovery::drill::store_report(store, &report).await?;
     Ok(report)
 }
 
@@ -592,7 +594,7 @@ pub(crate) async fn check_recovered_cluster(dir: &Path, port: u16) -> Vec<DrillC
 
 async fn audit_check(conn: &mut PgConnection, head: Option<&str>) -> DrillCheck {
     let expect = head.and_then(|h| h.parse().ok());
-    match crate::audit::verify(conn, false, expect).await {
+    match crate::business::audit::verify(conn, false, expect).await {
         Ok(v) => DrillCheck {
             name: if head.is_some() {
                 "audit chain and its head at backup time".into()
@@ -670,7 +672,7 @@ async fn smoke_calls(
             .execute(&mut *conn)
             .await
             .ok();
-        let user = crate::users::NewUser {
+        let user = crate::db::users::NewUser {
             name: &login,
             group,
             reseller: (group == "reseller")
@@ -680,9 +682,9 @@ async fn smoke_calls(
                 .then_some(supplier.as_deref())
                 .flatten(),
         };
-        let password = crate::scram::Secret::generate();
+        let password = crate::db::scram::Secret::generate();
         let outcome = async {
-            crate::users::add(conn, decl, &user, &password).await?;
+            crate::db::users::add(conn, decl, &user, &password).await?;
             let mut c = PgConnection::connect_with(&target.clone().username(&login).password(password.expose()).disable_statement_logging()).await?;
             let read = sqlx::query(allowed).execute(&mut c).await;
             let write = sqlx::query(forbidden).execute(&mut c).await;

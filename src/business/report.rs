@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use sqlx::PgConnection;
 
-use crate::procedures::Row;
+use crate::business::procedures::Row;
 
 /// Which report, with its parameters.
 #[derive(Debug, Clone)]

@@ -34,11 +34,11 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use tokio_util::io::SyncIoBridge;
 
-use crate::crypto::{Identities, Recipients};
 use crate::exit;
+use crate::pipeline::crypto::{Identities, Recipients};
 use crate::pipeline::{self, Compression};
 use crate::private_file;
-use crate::storage::{ReadStore, StoreError, WriteStore};
+use crate::repository::storage::{ReadStore, StoreError, WriteStore};
 
 pub const PREFIX: &str = "wal/";
 const SUFFIX: &str = ".zst.age";

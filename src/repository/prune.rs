@@ -22,10 +22,10 @@ use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::backups::Listing;
-use crate::catalog;
 use crate::exit;
-use crate::storage::{Incomplete, WriteStore};
+use crate::repository::backups::Listing;
+use crate::repository::catalog;
+use crate::repository::storage::{Incomplete, WriteStore};
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Policy {
@@ -226,7 +226,7 @@ pub async fn make_plan(
             "give a retention policy (--keep-last, --keep-daily, --keep-weekly, --keep-monthly); prune never guesses one",
         ));
     }
-    let listings = crate::backups::list(store).await?;
+    let listings = crate::repository::backups::list(store).await?;
     let grace_c = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::hours(24));
     let backups = plan(&listings, policy, Utc::now(), grace_c);
     let cutoff = SystemTime::now() - grace;
@@ -267,18 +267,18 @@ async fn wal_plan(
     let Some(&(m, w)) = physical.iter().min_by_key(|(m, _)| m.snapshot_at) else {
         return Ok(None);
     };
-    let archived: Vec<crate::wal::Archived> = store
-        .list(crate::wal::PREFIX)
+    let archived: Vec<crate::backup::wal::Archived> = store
+        .list(crate::backup::wal::PREFIX)
         .await?
         .into_iter()
-        .filter_map(|o| crate::wal::parse_key(&o.key, o.size))
+        .filter_map(|o| crate::backup::wal::parse_key(&o.key, o.size))
         .collect();
     // A file goes only when no kept physical backup needs it.
     let starts: Vec<(u32, &str)> = physical
         .iter()
         .map(|(_, w)| (w.timeline, w.start_segment.as_str()))
         .collect();
-    let expired = crate::wal::before(&archived, &starts, w.segment_size);
+    let expired = crate::backup::wal::before(&archived, &starts, w.segment_size);
     Ok(Some(WalPlan {
         from_backup: m.id.clone(),
         from_segment: w.start_segment.clone(),
@@ -347,11 +347,11 @@ pub async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Manifest;
+    use crate::repository::catalog::Manifest;
 
     fn listing(at: &str, complete: bool) -> Listing {
         let t: DateTime<Utc> = at.parse().unwrap();
-        let id = crate::catalog::new_id(t);
+        let id = crate::repository::catalog::new_id(t);
         let manifest = complete.then(|| Manifest {
             format: 1,
             id: id.clone(),
@@ -380,20 +380,24 @@ mod tests {
 
     fn physical(at: &str) -> Listing {
         let mut l = listing(at, true);
-        l.manifest.as_mut().unwrap().kind = crate::catalog::PHYSICAL.into();
+        l.manifest.as_mut().unwrap().kind = crate::repository::catalog::PHYSICAL.into();
         l
     }
 
     fn on_timeline(at: &str, timeline: u32, start: u64) -> Listing {
         let mut l = physical(at);
-        let segment = crate::wal::segment_name(timeline, start, crate::wal::DEFAULT_SEGMENT_SIZE);
-        l.manifest.as_mut().unwrap().wal = Some(crate::catalog::WalRange {
+        let segment = crate::backup::wal::segment_name(
+            timeline,
+            start,
+            crate::backup::wal::DEFAULT_SEGMENT_SIZE,
+        );
+        l.manifest.as_mut().unwrap().wal = Some(crate::repository::catalog::WalRange {
             timeline,
             start_lsn: String::new(),
             stop_lsn: String::new(),
             start_segment: segment.clone(),
             stop_segment: segment,
-            segment_size: crate::wal::DEFAULT_SEGMENT_SIZE,
+            segment_size: crate::backup::wal::DEFAULT_SEGMENT_SIZE,
             includes_wal: true,
         });
         l
@@ -404,8 +408,8 @@ mod tests {
         let scratch =
             crate::private_file::PrivateDir::new_in(&std::env::temp_dir(), "stockops-prune-wal")
                 .unwrap();
-        let store = crate::storage::file::FileStore::new(scratch.path().join("repo"));
-        let seg = crate::wal::DEFAULT_SEGMENT_SIZE;
+        let store = crate::repository::storage::file::FileStore::new(scratch.path().join("repo"));
+        let seg = crate::backup::wal::DEFAULT_SEGMENT_SIZE;
         let sha = "ab".repeat(32);
         for (tl, n) in [
             (1, 5),
@@ -417,7 +421,7 @@ mod tests {
             (2, 16),
             (2, 17),
         ] {
-            let name = crate::wal::segment_name(tl, n, seg);
+            let name = crate::backup::wal::segment_name(tl, n, seg);
             store
                 .put(&format!("wal/{tl:08X}/{name}.{sha}.zst.age"), vec![0])
                 .await

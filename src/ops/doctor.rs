@@ -15,9 +15,10 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use tokio::io::AsyncReadExt;
 
-use crate::provision::{self, Declaration, Mode};
-use crate::storage::WriteStore;
-use crate::{backups, catalog, drill};
+use crate::db::provision::{self, Declaration, Mode};
+use crate::recovery::drill;
+use crate::repository::storage::WriteStore;
+use crate::repository::{backups, catalog};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -686,7 +687,7 @@ fn backup_age(
 /// can write its own, and the backup carries them. A restore applies them as
 /// data, never as SQL, but someone tried something: worth a look.
 async fn role_text(conn: &mut PgConnection) -> anyhow::Result<Vec<Finding>> {
-    let g = crate::globals::capture(conn).await?;
+    let g = crate::backup::globals::capture(conn).await?;
     let odd = g.suspicious();
     if odd.is_empty() {
         return Ok(vec![]);

@@ -4,7 +4,7 @@
 //! Steps:
 //! 1. refuse a target directory that exists and is not empty;
 //! 2. stream the base backup through age and zstd into an extraction with
-//!    an allow-list ([`crate::untar`]: files and directories only, modes
+//!    an allow-list ([`crate::recovery::untar`]: files and directories only, modes
 //!    forced, nothing outside the directory), checking the stored digest
 //!    against the manifest's;
 //! 3. write the recovery settings: `recovery.signal`, and in
@@ -35,12 +35,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_util::io::SyncIoBridge;
 
-use crate::catalog::Manifest;
-use crate::crypto::Identities;
 use crate::exit;
 use crate::pipeline;
-use crate::storage::ReadStore;
-use crate::untar;
+use crate::pipeline::crypto::Identities;
+use crate::recovery::untar;
+use crate::repository::catalog::Manifest;
+use crate::repository::storage::ReadStore;
 
 /// Where recovery stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +105,7 @@ pub async fn run(
     // 2. The base backup, extracted.
     extract(store, m, ids, dir).await?;
     // 3. The recovery settings.
-    let bin = crate::backup::tool(m.server_major(), "pg_ctl");
+    let bin = crate::backup::logical::tool(m.server_major(), "pg_ctl");
     let bin_dir = Path::new(&bin).parent().map(Path::to_path_buf);
     let root = is_root();
     let keys = Keyring::create(root, &opts.identity_file, &opts.repo).await?;
@@ -148,8 +148,8 @@ pub async fn run(
         .unwrap_or(0);
     let reached = parts.next().filter(|s| !s.is_empty()).map(str::to_string);
     if let (Some(Some(newest)), Some(w)) = (&newest, &m.wal) {
-        let at = crate::wal::parse_lsn(&lsn)
-            .map(|l| crate::wal::lsn_segment(l, w.timeline, w.segment_size))
+        let at = crate::backup::wal::parse_lsn(&lsn)
+            .map(|l| crate::backup::wal::lsn_segment(l, w.timeline, w.segment_size))
             .unwrap_or_default();
         if at.get(8..) < newest.get(8..) {
             bail!(
@@ -249,7 +249,7 @@ async fn continuous_from(store: &dyn ReadStore, m: &Manifest) -> anyhow::Result<
         .wal
         .as_ref()
         .context("the manifest records no WAL position")?;
-    let start = crate::wal::Start {
+    let start = crate::backup::wal::Start {
         backup: m.id.clone(),
         timeline: w.timeline,
         segment: if w.includes_wal {
@@ -258,7 +258,7 @@ async fn continuous_from(store: &dyn ReadStore, m: &Manifest) -> anyhow::Result<
             w.start_segment.clone()
         },
     };
-    crate::wal::continuous_after(store, &start, w.segment_size).await
+    crate::backup::wal::continuous_after(store, &start, w.segment_size).await
 }
 
 fn describe(t: &Target) -> String {
@@ -307,7 +307,7 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Decrypt and decompress the base backup, and extract it into `dir` with
-/// the allow-list of [`crate::untar`] (never `tar -x` as root: the archive
+/// the allow-list of [`crate::recovery::untar`] (never `tar -x` as root: the archive
 /// is the repository's, whoever can write there chooses its headers).
 async fn extract(
     store: &dyn ReadStore,
@@ -339,8 +339,9 @@ async fn extract(
         }
         other => other,
     };
-    let digests = opened
-        .map_err(|e| crate::backups::no_match(anyhow::anyhow!("{}: {e}", base.key), m, ids))?;
+    let digests = opened.map_err(|e| {
+        crate::repository::backups::no_match(anyhow::anyhow!("{}: {e}", base.key), m, ids)
+    })?;
     let done = done.context("extracting the base backup")?;
     if done.neutralised > 0 {
         tracing::warn!(
@@ -701,7 +702,8 @@ fn query(root: bool, psql: &str, dir: &Path, port: u16, sql: &str) -> anyhow::Re
 fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    crate::drill::Redact::from_env(None).text(&lines[lines.len().saturating_sub(15)..].join("\n"))
+    crate::recovery::drill::Redact::from_env(None)
+        .text(&lines[lines.len().saturating_sub(15)..].join("\n"))
 }
 
 /// A free TCP port number, for the restored server's socket name.
@@ -743,12 +745,12 @@ pub struct DrillOptions {
 /// archive), time it, and report the real RPO: the drill's start minus the
 /// last commit the recovery replayed (what a disaster at that moment loses). The report is stored as the logical drill's is.
 pub async fn drill(
-    store: &dyn crate::storage::WriteStore,
+    store: &dyn crate::repository::storage::WriteStore,
     m: &Manifest,
     ids: &Identities,
     opts: &DrillOptions,
-) -> anyhow::Result<crate::drill::DrillReport> {
-    use crate::drill::{DrillCheck, DrillReport, Phase, Redact};
+) -> anyhow::Result<crate::recovery::drill::DrillReport> {
+    use crate::recovery::drill::{DrillCheck, DrillReport, Phase, Redact};
     m.validate()
         .map_err(|e| exit::Coded::new(exit::FAILURE, e))?;
     let started_at = Utc::now();
@@ -815,7 +817,9 @@ pub async fn drill(
         if reached.is_some() {
             // 3. What a logical drill checks, in each database of the stockops schema.
             let t = Instant::now();
-            checks.extend(crate::drill::check_recovered_cluster(&dir, pitr_opts.port).await);
+            checks.extend(
+                crate::recovery::drill::check_recovered_cluster(&dir, pitr_opts.port).await,
+            );
             phases.push(Phase {
                 name: "verify".into(),
                 seconds: t.elapsed().as_secs_f64(),
@@ -866,7 +870,7 @@ pub async fn drill(
         ok: checks.iter().all(|c| c.ok),
         checks,
     });
-    crate::drill::store_report(store, &report).await?;
+    crate::recovery::drill::store_report(store, &report).await?;
     Ok(report)
 }
 
@@ -890,7 +894,7 @@ impl Drop for Scratch {
 /// Stop a recovered server and remove its directory.
 fn stop_and_remove(dir: &Path, major: u32) {
     if dir.join("postmaster.pid").exists() {
-        let bin = crate::backup::tool(major, "pg_ctl");
+        let bin = crate::backup::logical::tool(major, "pg_ctl");
         let _ = as_postgres(
             is_root(),
             &bin,

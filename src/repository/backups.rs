@@ -9,11 +9,11 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use tokio_util::io::SyncIoBridge;
 
-use crate::catalog::{self, Manifest, Metadata};
-use crate::crypto::Identities;
 use crate::exit;
+use crate::pipeline::crypto::Identities;
 use crate::pipeline::{self, Digest};
-use crate::storage::{ReadStore, StoreError};
+use crate::repository::catalog::{self, Manifest, Metadata};
+use crate::repository::storage::{ReadStore, StoreError};
 
 /// One backup directory in the repository.
 #[derive(Debug, Serialize)]
@@ -534,7 +534,7 @@ pub async fn roles(
     store: &dyn ReadStore,
     m: &Manifest,
     ids: &Identities,
-) -> anyhow::Result<Option<crate::globals::Globals>> {
+) -> anyhow::Result<Option<crate::backup::globals::Globals>> {
     let Some(o) = m.object("roles") else {
         return Ok(None);
     };
@@ -547,7 +547,7 @@ pub async fn roles(
             m.id
         );
     }
-    crate::globals::Globals::parse(&json)
+    crate::backup::globals::Globals::parse(&json)
         .with_context(|| format!("backup {}: the roles object", m.id))
         .map(Some)
 }
@@ -599,7 +599,7 @@ async fn list_archive(
     ids: &Identities,
     major: u32,
 ) -> anyhow::Result<(Result<usize, String>, pipeline::Digests)> {
-    let mut child = Command::new(crate::backup::tool(major, "pg_restore"))
+    let mut child = Command::new(crate::backup::logical::tool(major, "pg_restore"))
         .arg("--list")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -628,7 +628,7 @@ async fn list_archive(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::StoredObject;
+    use crate::repository::catalog::StoredObject;
     use chrono::{DateTime, Utc};
 
     fn manifest(at: &str) -> Manifest {
