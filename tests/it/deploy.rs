@@ -438,8 +438,8 @@ fn prometheus_rules_cover_stale_backups_and_failed_or_stale_drills() {
     for (name, _) in &rules {
         assert!(tested.contains(name.as_str()), "no promtool test of {name}");
     }
-    // Names follow src/metrics.rs: stockops_<job>_<figure>.
-    let known = read("src/metrics.rs");
+    // Names follow src/ops/metrics.rs: stockops_<job>_<figure>.
+    let known = read("src/ops/metrics.rs");
     for (name, expr) in &rules {
         for metric in metric_names(expr) {
             let figure = metric
@@ -449,7 +449,7 @@ fn prometheus_rules_cover_stale_backups_and_failed_or_stale_drills() {
                 .unwrap_or_default();
             assert!(
                 known.contains(&format!("stockops_<job>_{figure}`")),
-                "{name}: {metric} is not a name src/metrics.rs writes"
+                "{name}: {metric} is not a name src/ops/metrics.rs writes"
             );
         }
     }
